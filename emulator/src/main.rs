@@ -1,1 +1,103 @@
-fn main() {}
+//! `pbiops-emulator`: runs the emulator by hand, for developing flows offline.
+//!
+//! Thin on purpose: parse arguments, load the scenario, bind, print the one line other programs
+//! wait for (`listening on http://HOST:PORT`), serve until Ctrl-C or SIGTERM.
+
+use clap::Parser;
+use pbiops_emulator::Scenario;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A local emulator of the Entra ID token endpoint and the Power BI REST API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Scenario file (JSON); without it, the bundled demo scenario.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5480")]
+    listen: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+
+    let scenario = match &args.scenario {
+        None => Scenario::demo(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Err(e) => {
+                eprintln!("error: cannot read scenario {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            Ok(text) => match Scenario::from_json(&text) {
+                Ok(scenario) => scenario,
+                Err(e) => {
+                    eprintln!("error: invalid scenario {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            },
+        },
+    };
+
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("error: cannot read the bound address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    // Another program may be waiting for this line: flush it now.
+    if writeln!(stdout, "listening on http://{addr}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
+
+    match pbiops_emulator::serve(listener, scenario, stop_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix.
+async fn stop_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

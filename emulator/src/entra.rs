@@ -1,0 +1,233 @@
+//! Entra ID's v2 token endpoint for the client-credentials grant with a client secret
+//! (reference §1.4–1.7): the checks the real service makes, its error bodies (`AADSTS` codes),
+//! and opaque tokens bound to a client, a resource and an expiry on the emulator's clock.
+//!
+//! The form body carries the client secret: it is parsed here and nowhere else, and neither it
+//! nor the form is ever logged or recorded.
+
+use crate::state::{AppState, Token};
+use crate::wire::{self, json_response};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Audience of a Power BI token, the only one the Power BI routes accept.
+pub(crate) const POWERBI_AUDIENCE: &str = "https://analysis.windows.net/powerbi/api";
+
+/// The accepted `scope` values and the audience each token is bound to.
+const SCOPES: &[(&str, &str)] = &[
+    (
+        "https://analysis.windows.net/powerbi/api/.default",
+        POWERBI_AUDIENCE,
+    ),
+    (
+        "https://api.fabric.microsoft.com/.default",
+        "https://api.fabric.microsoft.com",
+    ),
+    (
+        "https://service.flow.microsoft.com//.default",
+        "https://service.flow.microsoft.com/",
+    ),
+];
+
+/// `POST /{tenant}/oauth2/v2.0/token`.
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let mut world = state.world();
+    let now = world.now();
+    let fail = |status, error, code, text: String| aad_error(now, status, error, code, &text);
+    let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+
+    let lower = tenant.to_ascii_lowercase();
+    if lower == "common" || lower == "consumers" {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            9001023,
+            "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.".to_owned(),
+        );
+    }
+    let Some(grant_type) = field("grant_type") else {
+        return missing(now, "grant_type");
+    };
+    if grant_type != "client_credentials" {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{grant_type}'."),
+        );
+    }
+    let Some(tenant_spec) = state.scenario.tenants.iter().find(|t| {
+        t.id.eq_ignore_ascii_case(&tenant)
+            || t.domain
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(&tenant))
+    }) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        );
+    };
+    let Some(client_id) = field("client_id") else {
+        return missing(now, "client_id");
+    };
+    let Some(client) = tenant_spec
+        .clients
+        .iter()
+        .find(|c| c.client_id.eq_ignore_ascii_case(client_id))
+    else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+            ),
+        );
+    };
+    let Some(secret) = field("client_secret") else {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".to_owned(),
+        );
+    };
+    if secret != client.secret {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                client.client_id
+            ),
+        );
+    }
+    let Some(scope) = field("scope") else {
+        return missing(now, "scope");
+    };
+    let Some(&(_, audience)) = SCOPES.iter().find(|(s, _)| *s == scope) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
+        );
+    };
+
+    let lifetime = state.scenario.token_lifetime_seconds;
+    let access_token = format!("{}{}", state.scenario.token_prefix, random_chars(40));
+    let lifetime_secs = i64::try_from(lifetime).unwrap_or(i64::MAX);
+    world.tokens.insert(
+        access_token.clone(),
+        Token {
+            client_id: client.client_id.clone(),
+            audience,
+            expires_at: now
+                .saturating_add(SignedDuration::from_secs(lifetime_secs))
+                .unwrap_or(Timestamp::MAX),
+            revoked: false,
+        },
+    );
+    drop(world);
+    no_store(json_response(
+        StatusCode::OK,
+        &json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": access_token,
+        }),
+    ))
+}
+
+/// `len` random alphanumeric characters.
+fn random_chars(len: usize) -> String {
+    let mut out = String::with_capacity(len + 32);
+    while out.len() < len {
+        out.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    out.truncate(len);
+    out
+}
+
+fn missing(now: Timestamp, name: &str) -> Response {
+    aad_error(
+        now,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        900144,
+        &format!("The request body must contain the following parameter: '{name}'."),
+    )
+}
+
+/// The default body of a fault injected on the token route.
+pub(crate) fn fault_error(status: StatusCode, now: Timestamp) -> Response {
+    let mut response = if status == StatusCode::TOO_MANY_REQUESTS {
+        aad_error(
+            now,
+            status,
+            "temporarily_unavailable",
+            90055,
+            "The number of requests to the tenant exceeded its limit (TenantThrottlingError).",
+        )
+    } else {
+        aad_error(
+            now,
+            status,
+            "temporarily_unavailable",
+            50000,
+            "There was an error issuing a token or an issue with our sign-in service.",
+        )
+    };
+    *response.status_mut() = status;
+    response
+}
+
+/// An Entra ID error body: `error`, `error_description` (`AADSTS<code>: …`), `error_codes`,
+/// `timestamp`, `trace_id`, `correlation_id`.
+fn aad_error(now: Timestamp, status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+    let trace_id = wire::new_guid();
+    let correlation_id = wire::new_guid();
+    let timestamp = now.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
+    let description = format!(
+        "AADSTS{code}: {text}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}"
+    );
+    no_store(json_response(
+        status,
+        &json!({
+            "error": error,
+            "error_description": description,
+            "error_codes": [code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+        }),
+    ))
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

@@ -1,0 +1,294 @@
+//! Fault injection, the request log and per-route counts, as one middleware around every
+//! emulated route, so no handler can forget them and a faulted call is logged like any other.
+//!
+//! The middleware never records a form body (the token endpoint's body holds the client secret):
+//! only JSON bodies of Power BI calls are kept, and for token calls only the `client_id`.
+
+use crate::router::{self, ROUTE_NAMES};
+use crate::state::{AppState, LogEntry};
+use crate::{entra, wire};
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Largest request body the emulator reads.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// A fault as posted to `/_emulator/faults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FaultSpec {
+    pub route: String,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    #[serde(default = "one")]
+    pub times: u32,
+    #[serde(default)]
+    pub body: Option<Value>,
+    #[serde(default)]
+    pub delay_ms: u64,
+    #[serde(default)]
+    pub apply_then_fail: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl FaultSpec {
+    /// Rejects faults that could never do what the caller meant.
+    pub fn check(&self) -> Result<(), String> {
+        if self.route != "*" && !ROUTE_NAMES.contains(&self.route.as_str()) {
+            return Err(format!(
+                "route: unknown route '{}'; expected '*' or one of {}",
+                self.route,
+                ROUTE_NAMES.join(", ")
+            ));
+        }
+        if let Some(status) = self.status {
+            if !(100..=599).contains(&status) {
+                return Err(format!("status: {status} is not an HTTP status"));
+            }
+        }
+        if self.times == 0 {
+            return Err("times: must be at least 1".to_owned());
+        }
+        if self.status.is_none() && self.apply_then_fail {
+            return Err("applyThenFail: needs a status to fail with".to_owned());
+        }
+        if self.status.is_none() && self.delay_ms == 0 {
+            return Err("status: a fault needs a status or a delayMs".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A registered fault and how many more calls it applies to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Fault {
+    pub id: u64,
+    pub remaining: u32,
+    #[serde(flatten)]
+    pub spec: FaultSpec,
+}
+
+/// Counts, faults and logs every call to an emulated route.
+pub(crate) async fn middleware(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    if path == "/_emulator" || path.starts_with("/_emulator/") {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|matched| router::route_name(&method, matched.as_str()));
+    let query = request.uri().query().map(str::to_owned);
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await;
+
+    let (response, client_id, logged_body) = match bytes {
+        Err(_) => (
+            wire::pbi_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "InvalidRequest",
+                "The request body is too large",
+            ),
+            None,
+            None,
+        ),
+        Ok(bytes) => {
+            let (client_id, logged_body) = inspect(&state, route, &parts.headers, &bytes);
+            let fault = {
+                let mut world = state.world();
+                match route {
+                    Some(name) => {
+                        *world.counts.entry(name.to_owned()).or_default() += 1;
+                        take_fault(&mut world.faults, name)
+                    }
+                    None => None,
+                }
+            };
+            if let Some(fault) = &fault {
+                if fault.delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+                }
+            }
+            let request = Request::from_parts(parts, Body::from(bytes));
+            let response = match &fault {
+                Some(spec) if spec.status.is_some() => {
+                    if spec.apply_then_fail {
+                        // The work happens; only the answer is lost.
+                        drop(next.run(request).await);
+                    }
+                    fault_response(&state, spec, route)
+                }
+                _ => next.run(request).await,
+            };
+            (response, client_id, logged_body)
+        }
+    };
+
+    let status = response.status().as_u16();
+    tracing::info!(%method, path, status, route = route.unwrap_or("-"), "request");
+    let mut world = state.world();
+    let seq = world.log.last().map_or(1, |entry| entry.seq + 1);
+    world.log.push(LogEntry {
+        seq,
+        method: method.to_string(),
+        path,
+        query,
+        route,
+        status,
+        client_id,
+        body: logged_body,
+    });
+    response
+}
+
+/// Who called (token owner, or the token request's `client_id`) and the JSON body to log.
+fn inspect(
+    state: &AppState,
+    route: Option<&'static str>,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> (Option<String>, Option<Value>) {
+    if route == Some("token") {
+        let client_id = form_urlencoded::parse(bytes)
+            .find(|(key, _)| key == "client_id")
+            .map(|(_, value)| value.into_owned());
+        return (client_id, None);
+    }
+    let client_id = bearer(headers).and_then(|token| {
+        let world = state.world();
+        world.tokens.get(token).map(|t| t.client_id.clone())
+    });
+    let body = if bytes.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(bytes).ok()
+    };
+    (client_id, body)
+}
+
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Consumes one application of the first fault matching `route`.
+fn take_fault(faults: &mut Vec<Fault>, route: &str) -> Option<FaultSpec> {
+    let index = faults
+        .iter()
+        .position(|f| f.remaining > 0 && (f.spec.route == "*" || f.spec.route == route))?;
+    let fault = &mut faults[index];
+    fault.remaining -= 1;
+    let spec = fault.spec.clone();
+    if fault.remaining == 0 {
+        faults.remove(index);
+    }
+    Some(spec)
+}
+
+/// The answer a fault gives instead of (or after) the real one.
+fn fault_response(state: &AppState, spec: &FaultSpec, route: Option<&str>) -> Response {
+    let status = spec
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match (&spec.body, route) {
+        (Some(body), _) => wire::json_response(status, body),
+        (None, Some("token")) => {
+            let now = state.world().now();
+            entra::fault_error(status, now)
+        }
+        (None, _) => wire::pbi_error(status, default_code(status), default_message(spec, status)),
+    };
+    if let Some(seconds) = spec.retry_after {
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+fn default_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "InvalidRequest",
+        401 => "TokenExpired",
+        403 => "Forbidden",
+        404 => "ItemNotFound",
+        429 => "TooManyRequests",
+        500 => "InternalServerError",
+        502 => "BadGateway",
+        503 => "ServiceUnavailable",
+        504 => "GatewayTimeout",
+        _ => "EmulatorFault",
+    }
+}
+
+fn default_message(spec: &FaultSpec, status: StatusCode) -> String {
+    match spec.retry_after {
+        Some(seconds) if status == StatusCode::TOO_MANY_REQUESTS => {
+            format!("Too many requests. Retry after {seconds} seconds.")
+        }
+        _ => format!(
+            "Injected fault: {}",
+            status.canonical_reason().unwrap_or("error")
+        ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn spec(route: &str, times: u32) -> FaultSpec {
+        serde_json::from_value(serde_json::json!({"route": route, "status": 429, "times": times}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_fault_applies_times_then_disappears() {
+        let mut faults = vec![Fault {
+            id: 1,
+            remaining: 2,
+            spec: spec("groups", 2),
+        }];
+        assert!(take_fault(&mut faults, "datasets").is_none());
+        assert!(take_fault(&mut faults, "groups").is_some());
+        assert!(take_fault(&mut faults, "groups").is_some());
+        assert!(take_fault(&mut faults, "groups").is_none());
+        assert!(faults.is_empty());
+    }
+
+    #[test]
+    fn faults_name_their_bad_field() {
+        assert!(
+            spec("refresh.posts", 1)
+                .check()
+                .unwrap_err()
+                .starts_with("route:")
+        );
+        assert!(spec("*", 0).check().unwrap_err().starts_with("times:"));
+        assert!(spec("refresh.post", 1).check().is_ok());
+    }
+}

@@ -1,0 +1,412 @@
+//! The scenario file: the tenants, clients, workspaces, models and refresh history the emulator
+//! starts with, and how each model's refreshes behave.
+//!
+//! The format is part of the emulator's contract (see the crate's README), so unknown fields are
+//! rejected and every error names the offending field: a typo in a scenario must fail loudly
+//! instead of silently running a different test.
+
+use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// A whole emulator setup: identities, workspaces, models and their refresh behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    /// `expires_in` of every issued token, and its lifetime on the emulator's clock.
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_seconds: u64,
+    /// Start of every issued access token (the rest is random).
+    #[serde(default = "default_token_prefix")]
+    pub token_prefix: String,
+    /// Entra ID tenants and their app registrations.
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
+    /// Power BI workspaces (groups).
+    #[serde(default)]
+    pub workspaces: Vec<Workspace>,
+}
+
+fn default_token_lifetime() -> u64 {
+    3599
+}
+
+fn default_token_prefix() -> String {
+    "emu".to_owned()
+}
+
+/// An Entra ID tenant, addressable by its GUID or its domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tenant {
+    /// Tenant GUID.
+    pub id: String,
+    /// Tenant domain, e.g. `contoso.onmicrosoft.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// App registrations (service principals) of the tenant.
+    #[serde(default)]
+    pub clients: Vec<ClientApp>,
+}
+
+/// An app registration with one client secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientApp {
+    /// Application (client) id.
+    pub client_id: String,
+    /// The secret's value: the only thing accepted as `client_secret`.
+    pub secret: String,
+    /// The secret's id, a common mistake to send instead of the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
+    /// Human-readable name, used as `configuredBy` in examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// A Power BI workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workspace {
+    /// Workspace (group) GUID.
+    pub id: String,
+    /// Workspace name.
+    pub name: String,
+    /// `isOnDedicatedCapacity`; `false` means shared (Pro) capacity and its limits.
+    #[serde(default = "default_true")]
+    pub dedicated_capacity: bool,
+    /// `capacityId` of a dedicated workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_id: Option<String>,
+    /// `isReadOnly` as the caller sees it.
+    #[serde(default)]
+    pub is_read_only: bool,
+    /// Client ids that are members; absent means every client is a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+    /// Semantic models in the workspace.
+    #[serde(default)]
+    pub datasets: Vec<Dataset>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A semantic model (dataset).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dataset {
+    /// Dataset GUID, unique across the scenario.
+    pub id: String,
+    /// Model name; names need not be unique.
+    pub name: String,
+    /// `isRefreshable`; `false` for DirectQuery / LiveConnection models.
+    #[serde(default = "default_true")]
+    pub is_refreshable: bool,
+    /// `configuredBy` of the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured_by: Option<String>,
+    /// `createdDate` (absolute or relative time); defaults to 30 days before start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date: Option<String>,
+    /// How refreshes triggered through the API behave.
+    #[serde(default)]
+    pub refresh: RefreshBehaviour,
+    /// Refreshes that happened (or are running) before the emulator started.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// How a refresh progresses and ends.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshBehaviour {
+    /// The refresh is shown running to this many observations, and ended to the next.
+    #[serde(default)]
+    pub polls: Option<u32>,
+    /// The refresh ends this many seconds (emulator clock) after it started.
+    #[serde(default)]
+    pub duration_seconds: Option<f64>,
+    /// How the refresh ends.
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// The service error of a failed refresh (`serviceExceptionJson`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ServiceError>,
+    /// A new refresh is missing from this many history reads.
+    #[serde(default)]
+    pub history_delay_polls: u32,
+    /// Accept the request (202) but never record or run the refresh.
+    #[serde(default)]
+    pub drop: bool,
+}
+
+/// The end state of a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Status `Completed`.
+    #[default]
+    Completed,
+    /// Status `Failed`, with the behaviour's `error`.
+    Failed,
+    /// Enhanced: status `Failed`, extendedStatus `TimedOut`; standard: status `Failed`.
+    TimedOut,
+    /// Status `Disabled`.
+    Disabled,
+    /// Status `Cancelled`.
+    Cancelled,
+}
+
+/// The content of `serviceExceptionJson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceError {
+    /// e.g. `ModelRefreshFailed_CredentialsNotSpecified`.
+    pub error_code: String,
+    /// Optional engine text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+/// The `status` of a history entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryStatus {
+    /// Running.
+    Unknown,
+    /// Ended successfully.
+    Completed,
+    /// Ended with an error.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// Disabled by a selective refresh.
+    Disabled,
+}
+
+/// A refresh that exists before the emulator starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HistoryEntry {
+    /// The refresh id (GUID).
+    pub request_id: String,
+    /// `refreshType`: `Scheduled`, `OnDemand`, `ViaApi`, `ViaEnhancedApi`, …
+    #[serde(default = "default_refresh_type")]
+    pub refresh_type: String,
+    /// `Unknown` means still running when the emulator starts.
+    pub status: HistoryStatus,
+    /// Start (absolute or relative time).
+    pub start_time: String,
+    /// End (absolute or relative time); absent while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// An enhanced refresh (has `extendedStatus` and execution details).
+    #[serde(default)]
+    pub enhanced: bool,
+    /// Running entry: observations before it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u32>,
+    /// Running entry: seconds after its start that it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Running entry: how it ends.
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// Failed entry (or failing running entry): its `serviceExceptionJson`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ServiceError>,
+}
+
+fn default_refresh_type() -> String {
+    "Scheduled".to_owned()
+}
+
+impl Scenario {
+    /// Parses and checks a scenario; the error names the offending field.
+    pub fn from_json(text: &str) -> Result<Scenario, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let scenario: Scenario = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        })?;
+        de.end().map_err(|e| e.to_string())?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// The bundled demo scenario (`scenarios/demo.json`).
+    pub fn demo() -> Scenario {
+        Scenario::from_json(include_str!("../scenarios/demo.json"))
+            .expect("the bundled demo scenario is valid")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let now = Timestamp::now();
+        if self.token_prefix.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err("tokenPrefix: must be printable ASCII without spaces".to_owned());
+        }
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            let mut ids = HashSet::new();
+            for (c, client) in tenant.clients.iter().enumerate() {
+                if !ids.insert(client.client_id.to_ascii_lowercase()) {
+                    return Err(format!(
+                        "tenants[{t}].clients[{c}].clientId: duplicate '{}'",
+                        client.client_id
+                    ));
+                }
+            }
+        }
+        let mut workspace_ids = HashSet::new();
+        let mut dataset_ids = HashSet::new();
+        let mut request_ids = HashSet::new();
+        for (w, ws) in self.workspaces.iter().enumerate() {
+            if !workspace_ids.insert(ws.id.to_ascii_lowercase()) {
+                return Err(format!("workspaces[{w}].id: duplicate '{}'", ws.id));
+            }
+            for (d, ds) in ws.datasets.iter().enumerate() {
+                let at = format!("workspaces[{w}].datasets[{d}]");
+                if !dataset_ids.insert(ds.id.to_ascii_lowercase()) {
+                    return Err(format!("{at}.id: duplicate '{}'", ds.id));
+                }
+                if let Some(created) = &ds.created_date {
+                    resolve_time(created, now).map_err(|e| format!("{at}.createdDate: {e}"))?;
+                }
+                ds.refresh
+                    .check()
+                    .map_err(|e| format!("{at}.refresh.{e}"))?;
+                let mut running = 0;
+                for (h, entry) in ds.history.iter().enumerate() {
+                    let at = format!("{at}.history[{h}]");
+                    if !request_ids.insert(entry.request_id.to_ascii_lowercase()) {
+                        return Err(format!("{at}.requestId: duplicate '{}'", entry.request_id));
+                    }
+                    resolve_time(&entry.start_time, now)
+                        .map_err(|e| format!("{at}.startTime: {e}"))?;
+                    match (&entry.end_time, entry.status) {
+                        (Some(_), HistoryStatus::Unknown) => {
+                            return Err(format!("{at}.endTime: a running entry has no end"));
+                        }
+                        (None, HistoryStatus::Unknown) => running += 1,
+                        (None, _) => {
+                            return Err(format!(
+                                "{at}.endTime: required when status is not Unknown"
+                            ));
+                        }
+                        (Some(end), _) => {
+                            resolve_time(end, now).map_err(|e| format!("{at}.endTime: {e}"))?;
+                        }
+                    }
+                    check_duration(entry.duration_seconds)
+                        .map_err(|e| format!("{at}.durationSeconds: {e}"))?;
+                }
+                if running > 1 {
+                    return Err(format!(
+                        "{at}.history: at most one entry may be running (Unknown)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RefreshBehaviour {
+    /// Checks the values serde cannot; the error starts with the field name.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        check_duration(self.duration_seconds).map_err(|e| format!("durationSeconds: {e}"))
+    }
+}
+
+fn check_duration(seconds: Option<f64>) -> Result<(), String> {
+    match seconds {
+        Some(s) if !s.is_finite() || s < 0.0 || SignedDuration::try_from_secs_f64(s).is_err() => {
+            Err(format!("must be a non-negative number of seconds, got {s}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Converts a non-negative number of seconds to a duration.
+pub(crate) fn seconds(s: f64) -> SignedDuration {
+    SignedDuration::try_from_secs_f64(s.max(0.0)).unwrap_or(SignedDuration::MAX)
+}
+
+/// Resolves a scenario time: RFC 3339 (`2026-11-24T01:00:00Z`) or an ISO 8601 duration relative to
+/// `start` (`-PT2H` is two hours before it; days count as 24 hours).
+pub(crate) fn resolve_time(text: &str, start: Timestamp) -> Result<Timestamp, String> {
+    let trimmed = text.trim();
+    let relative = trimmed.starts_with(['-', '+', 'P', 'p']);
+    if relative {
+        let span: Span = trimmed
+            .parse()
+            .map_err(|e| format!("invalid relative time '{text}': {e}"))?;
+        let offset = span
+            .to_duration(SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| format!("invalid relative time '{text}': {e}"))?;
+        start
+            .checked_add(offset)
+            .map_err(|e| format!("relative time '{text}' is out of range: {e}"))
+    } else {
+        trimmed.parse().map_err(|e| {
+            format!("invalid time '{text}' (expected RFC 3339 like 2026-11-24T01:00:00Z or a duration like -PT2H): {e}")
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_scenario_parses() {
+        let demo = Scenario::demo();
+        assert!(!demo.workspaces.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let err = Scenario::from_json(r#"{"tokenPrefx":"x"}"#).unwrap_err();
+        assert!(err.contains("tokenPrefx"), "{err}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_nested_field_is_named_by_path() {
+        let text = r#"{"workspaces":[{"id":"w","name":"W","datasets":[{"id":"d","name":"D","refresh":{"polls":"three"}}]}]}"#;
+        let err = Scenario::from_json(text).unwrap_err();
+        assert!(
+            err.starts_with("workspaces[0].datasets[0].refresh.polls:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_time_is_named_by_path() {
+        let text = r#"{"workspaces":[{"id":"w","name":"W","datasets":[{"id":"d","name":"D","history":[{"requestId":"r","status":"Unknown","startTime":"yesterday"}]}]}]}"#;
+        let err = Scenario::from_json(text).unwrap_err();
+        assert!(
+            err.starts_with("workspaces[0].datasets[0].history[0].startTime:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn relative_times_count_back_from_the_start() {
+        let start: Timestamp = "2026-11-24T03:00:00Z".parse().unwrap();
+        let at = resolve_time("-PT2H", start).unwrap();
+        assert_eq!(at.to_string(), "2026-11-24T01:00:00Z");
+        let at = resolve_time("-P1DT30M", start).unwrap();
+        assert_eq!(at.to_string(), "2026-11-23T02:30:00Z");
+        assert_eq!(
+            resolve_time("2026-01-02T03:04:05Z", start)
+                .unwrap()
+                .to_string(),
+            "2026-01-02T03:04:05Z"
+        );
+    }
+}

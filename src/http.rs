@@ -1,0 +1,350 @@
+//! The one HTTP client: timeouts, bounded retries, `Retry-After`, call metrics.
+//!
+//! Retries follow the service's rules (`powerbi-api.md` §2.7, §3.6): a 429 means the request was
+//! not processed, so any call may be retried after `Retry-After`; a 5xx or a network error is
+//! ambiguous, so only idempotent calls are retried blindly. A refresh POST is sent with
+//! [`Retry::ThrottleOnly`] and its caller checks the history before trying again.
+//! Backoff delays (exponential with jitter) come from `backon`; every retry is bounded by the
+//! attempt count and by the total time budget.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ServiceError};
+use crate::settings::HttpBudget;
+
+/// Which failures a call may be retried on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads and other idempotent calls: 429, 5xx and network errors.
+    Idempotent,
+    /// Calls with side effects: 429 only. A 5xx comes back as a response; a network error as
+    /// [`Error::Unavailable`]; the caller decides whether the call took effect.
+    ThrottleOnly,
+}
+
+/// A fully read response.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body text.
+    pub body: String,
+}
+
+impl Response {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The body as JSON, or an error saying which call returned what.
+    pub fn json<T: DeserializeOwned>(&self, action: &str) -> Result<T, Error> {
+        serde_json::from_str(&self.body).map_err(|e| Error::Rejected {
+            action: action.to_string(),
+            service: ServiceError {
+                status: Some(self.status),
+                code: Some("UnexpectedResponse".into()),
+                message: Some(format!("the response body could not be read: {e}")),
+                request_id: self.header("RequestId").map(String::from),
+            },
+            help: Some(
+                "this is a pbiops bug or an API change; please report it with the request id"
+                    .into(),
+            ),
+        })
+    }
+
+    /// What the service said, from any of its error envelopes.
+    pub fn service_error(&self) -> ServiceError {
+        let value: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
+        let text = |v: &serde_json::Value| v.as_str().map(String::from);
+        // Power BI: {"error":{"code","message"}} or {"error":{"code","pbi.error":{details}}};
+        // Fabric: {"errorCode","message","requestId"}; Entra ID: {"error","error_description"}.
+        let err = &value["error"];
+        let code = text(&err["code"])
+            .or_else(|| text(&value["errorCode"]))
+            .or_else(|| text(err));
+        let message = text(&err["message"])
+            .or_else(|| text(&err["pbi.error"]["details"][0]["detail"]["value"]))
+            .or_else(|| text(&value["message"]))
+            .or_else(|| text(&value["error_description"]))
+            .or_else(|| {
+                let body = self.body.trim();
+                (!body.is_empty() && !body.starts_with('{'))
+                    .then(|| body.chars().take(200).collect())
+            })
+            .map(|m| m.lines().next().unwrap_or_default().trim().to_string());
+        ServiceError {
+            status: Some(self.status),
+            code,
+            message,
+            request_id: self
+                .header("RequestId")
+                .or_else(|| self.header("x-ms-request-id"))
+                .map(String::from)
+                .or_else(|| text(&value["requestId"]))
+                .or_else(|| text(&value["correlation_id"])),
+        }
+    }
+}
+
+/// Counters for the run's metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Attempts per endpoint name.
+    pub calls: BTreeMap<&'static str, u64>,
+    /// 429 responses received.
+    pub throttled: u64,
+}
+
+/// The shared HTTP client.
+#[derive(Debug)]
+pub struct Http {
+    client: reqwest::Client,
+    budget: HttpBudget,
+    stats: Mutex<Stats>,
+}
+
+impl Http {
+    /// Builds the client with the budget's per-request timeout.
+    pub fn new(budget: HttpBudget) -> Result<Http, Error> {
+        let client = reqwest::Client::builder()
+            .timeout(budget.timeout)
+            .connect_timeout(budget.timeout.min(Duration::from_secs(15)))
+            .user_agent(concat!("pbiops/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::setting(
+                "(http client)",
+                format!("cannot build the HTTP client: {e}"),
+                "the image needs the ca-certificates package (or SSL_CERT_FILE pointing at a CA bundle)",
+            ))?;
+        Ok(Http {
+            client,
+            budget,
+            stats: Mutex::new(Stats::default()),
+        })
+    }
+
+    /// The underlying client, for building requests.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sends the request `build` makes, retrying as `retry` allows.
+    ///
+    /// `endpoint` names the call in metrics and logs (never a URL: URLs can carry secrets);
+    /// `action` says what was attempted, with ids, for errors.
+    pub async fn send(
+        &self,
+        endpoint: &'static str,
+        action: &str,
+        retry: Retry,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response, Error> {
+        let started = Instant::now();
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.count(endpoint, false);
+            let result = build().send().await;
+            let (last, wait) = match result {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let body = resp.text().await.unwrap_or_default();
+                    let response = Response {
+                        status,
+                        headers,
+                        body,
+                    };
+                    tracing::debug!(endpoint, status, attempt, "http");
+                    let throttled = status == 429;
+                    if throttled {
+                        self.count(endpoint, true);
+                    }
+                    let retryable = throttled || (status >= 500 && retry == Retry::Idempotent);
+                    if !retryable {
+                        return Ok(response);
+                    }
+                    let after = response.header("Retry-After").and_then(retry_after);
+                    (response.service_error().to_string(), after)
+                }
+                Err(e) => {
+                    let text = describe(&e);
+                    if retry == Retry::ThrottleOnly {
+                        return Err(Error::Unavailable {
+                            action: action.to_string(),
+                            attempts: attempt,
+                            last: text,
+                        });
+                    }
+                    (text, None)
+                }
+            };
+            let backoff = delays.next().unwrap_or(Duration::from_secs(30));
+            let delay = wait.unwrap_or(backoff);
+            let spent = started.elapsed();
+            if attempt >= self.budget.attempts || spent + delay > self.budget.budget {
+                return Err(Error::Unavailable {
+                    action: action.to_string(),
+                    attempts: attempt,
+                    last,
+                });
+            }
+            tracing::warn!(
+                endpoint,
+                attempt,
+                "{action}: {last}; retrying in {:.1}s",
+                delay.as_secs_f64()
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn count(&self, endpoint: &'static str, throttled: bool) {
+        if let Ok(mut s) = self.stats.lock() {
+            if throttled {
+                s.throttled += 1;
+            } else {
+                *s.calls.entry(endpoint).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Parses `Retry-After`: delay-seconds, or an HTTP date.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let delta = when.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}
+
+/// Describes a transport error without its URL (which could carry a signature).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "network error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Response {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, v.parse().expect("header"));
+        }
+        Response {
+            status,
+            headers: map,
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn reads_every_error_envelope() {
+        let pbi = response(
+            400,
+            r#"{"error":{"code":"InvalidRequest","message":"Another refresh request is already executing"}}"#,
+            &[("RequestId", "r1")],
+        );
+        let e = pbi.service_error();
+        assert_eq!(
+            (e.code.as_deref(), e.request_id.as_deref()),
+            (Some("InvalidRequest"), Some("r1"))
+        );
+        let pbi_error = response(
+            401,
+            r#"{"error":{"code":"PowerBINotAuthorizedException","pbi.error":{"code":"PowerBINotAuthorizedException","details":[{"code":"DetailsMessage","detail":{"type":1,"value":"not a member"}}]}}}"#,
+            &[],
+        );
+        assert_eq!(
+            pbi_error.service_error().message.as_deref(),
+            Some("not a member")
+        );
+        let fabric = response(
+            400,
+            r#"{"requestId":"f1","errorCode":"BadRequest","message":"bad"}"#,
+            &[],
+        );
+        let e = fabric.service_error();
+        assert_eq!(
+            (e.code.as_deref(), e.request_id.as_deref()),
+            (Some("BadRequest"), Some("f1"))
+        );
+        let entra = response(
+            401,
+            r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x","error_codes":[7000215]}"#,
+            &[],
+        );
+        let e = entra.service_error();
+        assert_eq!(e.code.as_deref(), Some("invalid_client"));
+        assert_eq!(
+            e.message.as_deref(),
+            Some("AADSTS7000215: Invalid client secret provided.")
+        );
+        let html = response(502, "<html>Bad Gateway</html>", &[]);
+        assert_eq!(
+            html.service_error().message.as_deref(),
+            Some("<html>Bad Gateway</html>")
+        );
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+}

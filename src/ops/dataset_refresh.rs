@@ -1,0 +1,378 @@
+//! `dataset.refresh`: single flight, trigger, wait by id, truthful outcome.
+//!
+//! The order matters: resolve names, refuse what the service would refuse, look for a refresh
+//! already running (`ifRunning`), trigger, emit the request id at once, then poll that id, never
+//! "the latest refresh", since someone else's refresh may start after ours.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::outputs::{self, Outputs, Status};
+use super::{Context, is_enhanced, resolve_target, running_refresh};
+use crate::error::{Error, ExitCode, ServiceError};
+use crate::powerbi::wire::{self, Dataset, Group, Refresh, RefreshDetail};
+use crate::powerbi::{PowerBi, Trigger};
+use crate::settings::Profile;
+use crate::task::{IfRunning, OnTimeout, RefreshBody, RefreshTask};
+use crate::wait::{self, Poll, PollPolicy, Waited};
+
+/// How many times a trigger is attempted when its outcome stays ambiguous.
+const TRIGGER_ATTEMPTS: u32 = 3;
+
+pub(super) async fn run(
+    ctx: &Context<'_>,
+    profile: &Profile,
+    task: &RefreshTask,
+    out: &mut Outputs,
+) -> Result<ExitCode, Error> {
+    let pbi = ctx.powerbi(profile);
+    let (group, dataset) = resolve_target(&pbi, &task.target, out).await?;
+    let enhanced = matches!(task.body, RefreshBody::Enhanced(_));
+    if enhanced && group.is_on_dedicated_capacity == Some(false) {
+        return Err(Error::task(
+            "refresh",
+            format!(
+                "workspace {} is on shared capacity, where the service refuses enhanced refreshes",
+                group.name
+            ),
+            "remove `refresh` for a standard refresh, or move the workspace to a Premium / Fabric capacity",
+        ));
+    }
+    if dataset.is_refreshable == Some(false) {
+        tracing::warn!(
+            "semantic model {} is marked not refreshable (DirectQuery or live connection, or never refreshed); trying anyway",
+            dataset.name
+        );
+    }
+    let target = Target {
+        pbi: &pbi,
+        group: &group,
+        dataset: &dataset,
+    };
+
+    if let Some(running) = running_refresh(&pbi, &group, &dataset).await? {
+        return on_running(ctx, &target, task, running, out).await;
+    }
+    match trigger(&target, task).await? {
+        Started::Ours(id) => {
+            tracing::info!(request_id = %id, "refresh triggered for semantic model {} in workspace {}", dataset.name, group.name);
+            out.attached = Some(false);
+            follow(ctx, &target, task, &id, enhanced, false, out).await
+        }
+        Started::Running(running) => on_running(ctx, &target, task, running, out).await,
+    }
+}
+
+struct Target<'a> {
+    pbi: &'a PowerBi<'a>,
+    group: &'a Group,
+    dataset: &'a Dataset,
+}
+
+enum Started {
+    Ours(String),
+    Running(Refresh),
+}
+
+/// Posts the refresh. A 5xx or lost response is never retried blindly: the history is checked
+/// first, and a refresh that started meanwhile is adopted instead of triggering a second one.
+async fn trigger(t: &Target<'_>, task: &RefreshTask) -> Result<Started, Error> {
+    let since = Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let mut last = ServiceError::default();
+    for attempt in 1..=TRIGGER_ATTEMPTS {
+        match t
+            .pbi
+            .trigger_refresh(&t.group.id, &t.dataset.id, &task.body)
+            .await?
+        {
+            Trigger::Accepted(id) => return Ok(Started::Ours(id)),
+            Trigger::AlreadyRunning(service) => {
+                if let Some(running) = running_refresh(t.pbi, t.group, t.dataset).await? {
+                    return Ok(Started::Running(running));
+                }
+                // It ended between the POST and the read: try again.
+                last = service;
+            }
+            Trigger::Ambiguous(why) => {
+                tracing::warn!(
+                    "the refresh request's outcome is unknown ({why}); checking the history before trying again"
+                );
+                tokio::time::sleep(task.wait.poll_min).await;
+                let history = t
+                    .pbi
+                    .refresh_history(&t.group.id, &t.dataset.id, 10)
+                    .await?;
+                let started = history.into_iter().find(|r| {
+                    matches!(r.refresh_type.as_deref(), Some("ViaApi" | "ViaEnhancedApi"))
+                        && r.start_time
+                            .as_deref()
+                            .and_then(outputs::parse_time)
+                            .is_some_and(|s| s >= since)
+                });
+                if let Some(id) = started.and_then(|r| r.request_id) {
+                    tracing::info!(request_id = %id, "the refresh did start; following it");
+                    return Ok(Started::Ours(id));
+                }
+                last = ServiceError {
+                    message: Some(why),
+                    ..Default::default()
+                };
+                if attempt < TRIGGER_ATTEMPTS {
+                    tracing::info!(
+                        "no refresh started; triggering again (attempt {} of {TRIGGER_ATTEMPTS})",
+                        attempt + 1
+                    );
+                }
+            }
+        }
+    }
+    Err(Error::Unavailable {
+        action: format!(
+            "trigger a refresh of semantic model {} ({})",
+            t.dataset.name, t.dataset.id
+        ),
+        attempts: TRIGGER_ATTEMPTS,
+        last: last.to_string(),
+    })
+}
+
+async fn on_running(
+    ctx: &Context<'_>,
+    t: &Target<'_>,
+    task: &RefreshTask,
+    running: Refresh,
+    out: &mut Outputs,
+) -> Result<ExitCode, Error> {
+    let id = running.request_id.clone().unwrap_or_default();
+    out.request_id = Some(id.clone());
+    let started = running
+        .start_time
+        .as_deref()
+        .map(outputs::utc)
+        .unwrap_or_else(|| "an unknown time".into());
+    match task.if_running {
+        IfRunning::Skip => {
+            tracing::info!(request_id = %id, "a refresh started at {started} is already running; skipping (ifRunning: skip)");
+            out.status = Some(Status::Skipped);
+            out.attached = Some(false);
+            Ok(ExitCode::Success)
+        }
+        IfRunning::Fail => Err(Error::Rejected {
+            action: format!(
+                "trigger a refresh of semantic model {} ({})",
+                t.dataset.name, t.dataset.id
+            ),
+            service: ServiceError {
+                code: Some("RefreshAlreadyRunning".into()),
+                message: Some(format!(
+                    "refresh {id}, started at {started}, is still running"
+                )),
+                ..Default::default()
+            },
+            help: Some("use ifRunning: attach to wait for it, or skip to leave it alone".into()),
+        }),
+        IfRunning::Attach => {
+            tracing::info!(request_id = %id, "a refresh started at {started} is already running; attaching to it");
+            out.attached = Some(true);
+            follow(ctx, t, task, &id, is_enhanced(&running), true, out).await
+        }
+    }
+}
+
+/// What one poll saw of the refresh.
+#[derive(Debug, Default)]
+struct Snapshot {
+    status: Option<Status>,
+    service_status: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    objects: Option<Vec<wire::RefreshObjectStatus>>,
+}
+
+impl Snapshot {
+    fn from_history(r: &Refresh) -> Snapshot {
+        let (error_code, error_message) = r
+            .service_exception_json
+            .as_deref()
+            .map(wire::service_exception)
+            .unwrap_or_default();
+        Snapshot {
+            status: outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref()),
+            service_status: r.extended_status.clone().or_else(|| r.status.clone()),
+            start: r.start_time.clone(),
+            end: r.end_time.clone(),
+            error_code,
+            error_message,
+            objects: None,
+        }
+    }
+
+    fn from_detail(d: &RefreshDetail) -> Snapshot {
+        let attempt_error = d
+            .refresh_attempts
+            .iter()
+            .rev()
+            .find_map(|a| a.service_exception_json.as_deref())
+            .map(wire::service_exception);
+        let message = d
+            .messages
+            .iter()
+            .find(|m| m.kind.as_deref() != Some("Warning"));
+        let (code, description) = attempt_error.unwrap_or_default();
+        Snapshot {
+            status: outputs::terminal_status(d.status.as_deref(), d.extended_status.as_deref()),
+            service_status: d.extended_status.clone().or_else(|| d.status.clone()),
+            start: d.start_time.clone(),
+            end: d.end_time.clone(),
+            error_code: code.or_else(|| message.and_then(|m| m.code.clone())),
+            error_message: message.and_then(|m| m.message.clone()).or(description),
+            objects: (!d.objects.is_empty()).then(|| d.objects.clone()),
+        }
+    }
+}
+
+/// Emits the request id, then waits for the refresh to end (unless `wait` is false).
+async fn follow(
+    ctx: &Context<'_>,
+    t: &Target<'_>,
+    task: &RefreshTask,
+    id: &str,
+    enhanced: bool,
+    immediate: bool,
+    out: &mut Outputs,
+) -> Result<ExitCode, Error> {
+    out.request_id = Some(id.to_string());
+    out.refresh_type = Some(if enhanced { "Enhanced" } else { "Standard" });
+    ctx.reporter.outputs(&out.to_map());
+    if !task.wait.wait {
+        out.status = Some(Status::Triggered);
+        return Ok(ExitCode::Success);
+    }
+    let policy = PollPolicy {
+        min: task.wait.poll_min,
+        max: task.wait.poll_max,
+    };
+    let last = RefCell::new(None::<Snapshot>);
+    let began = tokio::time::Instant::now();
+    let waited = wait::until_done(
+        policy,
+        task.wait.timeout,
+        task.wait.grace,
+        immediate,
+        || {
+            let last = &last;
+            async move {
+                let snapshot = if enhanced {
+                    t.pbi
+                        .refresh_details(&t.group.id, &t.dataset.id, id)
+                        .await?
+                        .as_ref()
+                        .map(Snapshot::from_detail)
+                } else {
+                    let history = t
+                        .pbi
+                        .refresh_history(&t.group.id, &t.dataset.id, 20)
+                        .await?;
+                    history
+                        .iter()
+                        .find(|r| r.request_id.as_deref() == Some(id))
+                        .map(Snapshot::from_history)
+                };
+                Ok(match snapshot {
+                    None => Poll::Missing,
+                    Some(s) if s.status.is_some() => Poll::Done(s),
+                    Some(s) => {
+                        *last.borrow_mut() = Some(s);
+                        Poll::Running
+                    }
+                })
+            }
+        },
+    )
+    .await?;
+    out.wait_seconds = Some(round(began.elapsed()));
+    match waited {
+        Waited::Done(s) => Ok(finish(s, out)),
+        Waited::Dropped => {
+            out.status = Some(Status::Failed);
+            out.error_code = Some("RefreshDropped".into());
+            out.error_message = Some(format!(
+                "refresh {id} never appeared in the service within {}s: the service dropped the request (it does so under load); trigger it again",
+                task.wait.grace.as_secs()
+            ));
+            tracing::error!("{}", out.error_message.as_deref().unwrap_or_default());
+            Ok(ExitCode::Unsuccessful)
+        }
+        Waited::TimedOut => timed_out(t, task, id, enhanced, last.into_inner(), out).await,
+    }
+}
+
+fn finish(s: Snapshot, out: &mut Outputs) -> ExitCode {
+    let status = s.status.unwrap_or(Status::Failed);
+    out.status = Some(status);
+    out.service_status = s.service_status;
+    out.duration_seconds = match (&s.start, &s.end) {
+        (Some(a), Some(b)) => outputs::seconds_between(a, b),
+        _ => None,
+    };
+    out.start_time = s.start.as_deref().map(outputs::utc);
+    out.end_time = s.end.as_deref().map(outputs::utc);
+    out.objects = s.objects;
+    if status == Status::Completed {
+        tracing::info!(
+            "refresh completed in {:.1}s",
+            out.duration_seconds.unwrap_or_default()
+        );
+        return ExitCode::Success;
+    }
+    out.error_code = s.error_code.or_else(|| Some(format!("Refresh{status:?}")));
+    out.error_message = s.error_message;
+    tracing::error!(
+        "refresh ended {status:?}: {} {}",
+        out.error_code.as_deref().unwrap_or_default(),
+        out.error_message.as_deref().unwrap_or_default()
+    );
+    ExitCode::Unsuccessful
+}
+
+async fn timed_out(
+    t: &Target<'_>,
+    task: &RefreshTask,
+    id: &str,
+    enhanced: bool,
+    last: Option<Snapshot>,
+    out: &mut Outputs,
+) -> Result<ExitCode, Error> {
+    out.status = Some(Status::Running);
+    if let Some(s) = last {
+        out.service_status = s.service_status;
+        out.start_time = s.start.as_deref().map(outputs::utc);
+        out.objects = s.objects;
+    }
+    let waited = task.wait.timeout.as_secs_f64();
+    out.error_code = Some("WaitTimedOut".into());
+    out.error_message = Some(format!("refresh {id} was still running after {waited:.0}s"));
+    if task.on_timeout == OnTimeout::Cancel && enhanced {
+        match t.pbi.cancel_refresh(&t.group.id, &t.dataset.id, id).await {
+            Ok(()) => {
+                tracing::warn!(request_id = %id, "wait timed out after {waited:.0}s; the refresh was cancelled (onTimeout: cancel)");
+                out.status = Some(Status::Cancelled);
+                out.cancel_requested = Some(true);
+            }
+            Err(e) => {
+                tracing::error!(request_id = %id, "wait timed out, and cancelling the refresh failed: {e}")
+            }
+        }
+    } else {
+        tracing::warn!(request_id = %id, "wait timed out after {waited:.0}s; the refresh is left running (a rerun attaches to it)");
+    }
+    Ok(ExitCode::Timeout)
+}
+
+fn round(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}

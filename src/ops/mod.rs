@@ -1,0 +1,97 @@
+//! One module per operation; each composes the clients and fills the [`Outputs`].
+//!
+//! An operation returns the exit code of its outcome (a failed refresh is an outcome, exit 1,
+//! not an error) or an [`Error`]. Either way the outputs gathered so far are printed, so a flow
+//! always learns the ids that were resolved and the request id that was started.
+
+mod dataset_cancel;
+mod dataset_refresh;
+mod dataset_status;
+pub mod outputs;
+
+use crate::auth::Auth;
+use crate::error::{Error, ExitCode};
+use crate::http::Http;
+use crate::kestra::Reporter;
+use crate::powerbi::PowerBi;
+use crate::powerbi::wire::{Dataset, Group, Refresh};
+use crate::resolve;
+use crate::settings::{Profile, Settings};
+use crate::task::{DatasetTarget, Task};
+pub use outputs::{Outputs, Status};
+
+/// What every operation works with.
+pub struct Context<'a> {
+    /// Settings from the environment.
+    pub settings: &'a Settings,
+    /// The HTTP client.
+    pub http: &'a Http,
+    /// Token cache.
+    pub auth: &'a Auth<'a>,
+    /// Where outputs go (for the early `requestId`).
+    pub reporter: Reporter,
+}
+
+impl Context<'_> {
+    /// A Power BI client acting as `profile`.
+    pub fn powerbi<'b>(&'b self, profile: &'b Profile) -> PowerBi<'b> {
+        PowerBi::new(
+            self.http,
+            self.auth,
+            profile,
+            &self.settings.endpoints.powerbi,
+        )
+    }
+}
+
+/// Runs `task` with `profile` (already checked), filling `out`.
+pub async fn run(
+    ctx: &Context<'_>,
+    task: &Task,
+    profile: &Profile,
+    out: &mut Outputs,
+) -> Result<ExitCode, Error> {
+    match task {
+        Task::DatasetRefresh(t) => dataset_refresh::run(ctx, profile, t, out).await,
+        Task::DatasetCancel(t) => dataset_cancel::run(ctx, profile, t, out).await,
+        Task::DatasetStatus(t) => dataset_status::run(ctx, profile, t, out).await,
+    }
+}
+
+/// Resolves the workspace and the model, recording both in the outputs.
+async fn resolve_target(
+    pbi: &PowerBi<'_>,
+    target: &DatasetTarget,
+    out: &mut Outputs,
+) -> Result<(Group, Dataset), Error> {
+    let group = resolve::workspace(pbi, &target.workspace).await?;
+    out.workspace_id = Some(group.id.clone());
+    out.workspace_name = Some(group.name.clone());
+    out.item_kind = Some("SemanticModel");
+    let dataset = resolve::dataset(pbi, &group, &target.dataset).await?;
+    out.dataset_id = Some(dataset.id.clone());
+    out.dataset_name = Some(dataset.name.clone());
+    Ok((group, dataset))
+}
+
+/// The refresh of the model that is running now, if any (newest first in the history).
+async fn running_refresh(
+    pbi: &PowerBi<'_>,
+    group: &Group,
+    dataset: &Dataset,
+) -> Result<Option<Refresh>, Error> {
+    let history = pbi.refresh_history(&group.id, &dataset.id, 10).await?;
+    Ok(history.into_iter().find(|r| {
+        r.end_time.is_none()
+            && outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref()).is_none()
+            && r.request_id.is_some()
+    }))
+}
+
+/// Whether a history entry is an enhanced refresh (execution details and cancel work only then).
+fn is_enhanced(refresh: &Refresh) -> bool {
+    matches!(
+        refresh.refresh_type.as_deref(),
+        Some("ViaEnhancedApi" | "ReliableProcessing")
+    )
+}

@@ -1,0 +1,110 @@
+//! Durations in tasks: ISO-8601 (`PT2H`, `PT90S`) or plain seconds (`90`, `"90"`, `0.5`).
+//!
+//! Flows write ISO-8601 because Kestra does; people at a terminal write seconds. Both are exact,
+//! and nothing else is guessed: `"2 hours"` is an error that says which forms are accepted.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::Error;
+
+const HELP: &str =
+    "write an ISO-8601 duration such as \"PT2H\" or \"PT30S\", or a number of seconds";
+
+/// Parses the duration in `value`, naming `field` in the error.
+pub fn parse(field: &str, value: &Value) -> Result<Duration, Error> {
+    match value {
+        Value::Number(n) => n.as_f64().and_then(seconds).ok_or_else(|| {
+            Error::task(
+                field,
+                format!("`{n}` is not a non-negative number of seconds"),
+                HELP,
+            )
+        }),
+        Value::String(s) => {
+            parse_str(s).ok_or_else(|| Error::task(field, format!("`{s}` is not a duration"), HELP))
+        }
+        _ => Err(Error::task(
+            field,
+            "expected a duration string or a number of seconds",
+            HELP,
+        )),
+    }
+}
+
+/// Parses `PT…` ISO-8601 durations and plain seconds.
+pub fn parse_str(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return seconds(secs);
+    }
+    if !text.starts_with(['P', 'p']) {
+        return None;
+    }
+    let signed: jiff::SignedDuration = text.parse().ok()?;
+    Duration::try_from(signed).ok()
+}
+
+fn seconds(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Formats a duration as the service's `hh:mm:ss` (used by the enhanced refresh `timeout`).
+pub fn to_hms(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_iso_8601_and_seconds() {
+        assert_eq!(
+            parse("t", &json!("PT2H")).ok(),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            parse("t", &json!("PT1M30S")).ok(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse("t", &json!("P1D")).ok(),
+            Some(Duration::from_secs(86400))
+        );
+        assert_eq!(parse("t", &json!(90)).ok(), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse("t", &json!("0.05")).ok(),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            parse("t", &json!(0.5)).ok(),
+            Some(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn rejects_everything_else_naming_the_field() {
+        for bad in [
+            json!("2 hours"),
+            json!("-PT1H"),
+            json!(-3),
+            json!(true),
+            json!("PTXS"),
+            json!(""),
+        ] {
+            let err = parse("poll.min", &bad).expect_err("must fail");
+            assert!(err.to_string().contains("`poll.min`"), "{err}");
+            assert!(err.hint().is_some());
+        }
+    }
+
+    #[test]
+    fn formats_service_timeouts() {
+        assert_eq!(to_hms(Duration::from_secs(7200)), "02:00:00");
+        assert_eq!(to_hms(Duration::from_secs(3725)), "01:02:05");
+    }
+}

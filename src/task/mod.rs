@@ -1,0 +1,183 @@
+//! The task contract: where the one task of a run comes from, and its validated form.
+//!
+//! Two stages, as the README's task contract describes: [`raw`] reads JSON strictly (from the
+//! CLI, a file, stdin or `PBIOPS_TASK`), then [`validate`] turns it into a [`Task`] with every
+//! default resolved and every rule checked, so that no request is ever sent for a bad task.
+
+pub mod cli;
+pub mod duration;
+pub mod raw;
+pub mod source;
+mod validate;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use source::{Source, load};
+pub use validate::validate;
+
+/// The names of the operations this build performs.
+pub const OPERATIONS: &[&str] = &["dataset.refresh", "dataset.cancel", "dataset.status"];
+
+/// One validated task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// Trigger a semantic model refresh and (by default) wait for it.
+    DatasetRefresh(RefreshTask),
+    /// Cancel a running enhanced refresh.
+    DatasetCancel(CancelTask),
+    /// Report the latest refresh, optionally as a freshness gate.
+    DatasetStatus(StatusTask),
+}
+
+impl Task {
+    /// The operation's name as written in tasks and outputs.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Task::DatasetRefresh(_) => "dataset.refresh",
+            Task::DatasetCancel(_) => "dataset.cancel",
+            Task::DatasetStatus(_) => "dataset.status",
+        }
+    }
+
+    /// The profile whose credentials the task uses.
+    pub fn profile(&self) -> &str {
+        match self {
+            Task::DatasetRefresh(t) => &t.target.profile,
+            Task::DatasetCancel(t) => &t.target.profile,
+            Task::DatasetStatus(t) => &t.target.profile,
+        }
+    }
+}
+
+/// A semantic model, by name or id, and the profile to reach it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetTarget {
+    /// Profile name (`default` unless given).
+    pub profile: String,
+    /// Workspace name or id.
+    pub workspace: String,
+    /// Semantic model name or id.
+    pub dataset: String,
+}
+
+/// What to do when a refresh of the model is already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfRunning {
+    /// Wait for the running refresh and report it (`attached: true`).
+    Attach,
+    /// Exit 0 with status `Skipped` and the running refresh's id.
+    Skip,
+    /// Exit 1.
+    Fail,
+}
+
+/// What to do when our wait times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTimeout {
+    /// Leave the refresh running (exit 5).
+    Leave,
+    /// Cancel it when it is an enhanced refresh, then exit 5.
+    Cancel,
+}
+
+/// Bounds and deadlines of a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitOptions {
+    /// Whether to wait at all.
+    pub wait: bool,
+    /// Overall time to wait for the refresh to end.
+    pub timeout: Duration,
+    /// Shortest interval between two status polls.
+    pub poll_min: Duration,
+    /// Longest interval between two status polls.
+    pub poll_max: Duration,
+    /// How long a new refresh id may be missing from the service before it counts as dropped.
+    pub grace: Duration,
+}
+
+/// A `dataset.refresh` task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshTask {
+    /// The model.
+    pub target: DatasetTarget,
+    /// Standard or enhanced, with its body.
+    pub body: RefreshBody,
+    /// Single-flight policy.
+    pub if_running: IfRunning,
+    /// Timeout policy.
+    pub on_timeout: OnTimeout,
+    /// Wait bounds.
+    pub wait: WaitOptions,
+}
+
+/// The refresh request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshBody {
+    /// A standard refresh: no body, or `notifyOption` only.
+    Standard {
+        /// `NoNotification`, `MailOnFailure` or `MailOnCompletion`, when given.
+        notify_option: Option<String>,
+    },
+    /// An enhanced refresh.
+    Enhanced(EnhancedRefresh),
+}
+
+/// The enhanced refresh body, serialized with the service's field names (`powerbi-api.md` §2.1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnhancedRefresh {
+    /// `Full`, `ClearValues`, `Calculate`, `DataOnly`, `Automatic` or `Defragment`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `Transactional` or `PartialBatch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_mode: Option<String>,
+    /// Maximum parallel processing threads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_parallelism: Option<u32>,
+    /// Retries inside the service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_count: Option<u32>,
+    /// Tables and partitions; empty means the whole model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<RefreshObject>,
+    /// Whether to apply the incremental refresh policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_refresh_policy: Option<bool>,
+    /// The date the incremental policy is evaluated at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
+    /// The service's per-attempt timeout, `hh:mm:ss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// One table, or one partition of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefreshObject {
+    /// Table name.
+    pub table: String,
+    /// Partition name, when only one partition is refreshed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+}
+
+/// A `dataset.cancel` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelTask {
+    /// The model.
+    pub target: DatasetTarget,
+    /// The refresh to cancel; the running one when absent.
+    pub request_id: Option<String>,
+}
+
+/// A `dataset.status` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusTask {
+    /// The model.
+    pub target: DatasetTarget,
+    /// When set, the run is a freshness gate: older data, or a failed latest refresh, exits 1.
+    pub max_age: Option<Duration>,
+}
