@@ -42,7 +42,15 @@ pub fn parse_str(text: &str) -> Option<Duration> {
     if !text.starts_with(['P', 'p']) {
         return None;
     }
-    let signed: jiff::SignedDuration = text.parse().ok()?;
+    // Days and weeks (`P1D`) are 24 hours and 7 days: a wait has no calendar.
+    let signed = match text.parse::<jiff::SignedDuration>() {
+        Ok(d) => d,
+        Err(_) => text
+            .parse::<jiff::Span>()
+            .ok()?
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .ok()?,
+    };
     Duration::try_from(signed).ok()
 }
 

@@ -121,21 +121,30 @@ pub fn from_value(value: Value) -> Result<RawTask, Error> {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // serde_json appends "at line N column M" for text input only; the path says more.
-        let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+        let message = inner
+            .split(" at line ")
+            .next()
+            .unwrap_or(&inner)
+            .to_string();
         if let Some(field) = unknown_field(&message) {
+            // The path already ends with the unknown key; fall back to the key alone.
             let full = if path == "." || path.is_empty() {
                 field.to_string()
             } else {
-                format!("{path}.{field}").trim_start_matches('.').to_string()
+                path
             };
             return Error::task(
                 full,
                 "unknown field",
-                "field names are camelCase; see the task contract in the README (`pbiops schema` lists every field)",
+                "field names are camelCase; see the task contract in the README",
             );
         }
         Error::task(
-            if path == "." { "(task)".to_string() } else { path },
+            if path == "." {
+                "(task)".to_string()
+            } else {
+                path
+            },
             message,
             "see the task contract in the README for each field's type",
         )

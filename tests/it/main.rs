@@ -1,0 +1,13 @@
+//! Integration tests: the real `pbiops` binary against `pbiops-emulator` on an ephemeral port.
+//!
+//! One test binary (faster to link); one emulator per test (no shared state, tests run in
+//! parallel). Time is driven by the emulator's state and tiny poll bounds, never by racing
+//! the wall clock.
+
+mod auth;
+mod contract;
+mod refresh;
+mod single_flight;
+mod status;
+mod support;
+mod waiting;

@@ -1,0 +1,382 @@
+//! Test harness: an emulator per test on an ephemeral port, the real `pbiops` binary run against
+//! it with a scrubbed environment, and strict decoding of every line it prints.
+//!
+//! Every run is checked for the canary secret and canary tokens, so any test that leaks a
+//! secret fails, whatever it was testing.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use pbiops_emulator::{Emulator, Scenario};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncWriteExt;
+
+pub const TENANT: &str = "7d1c2b1e-0000-4000-8000-000000000001";
+pub const CLIENT: &str = "7d1c2b1e-0000-4000-8000-0000000000c1";
+/// The canary client secret: it must never appear in anything pbiops prints.
+pub const SECRET: &str = "CANARY-SECRET-9f8e7d6c5b4a";
+pub const SECRET_ID: &str = "7d1c2b1e-0000-4000-8000-0000000005e1";
+/// Every token the emulator issues starts with this canary.
+pub const TOKEN_PREFIX: &str = "CANARYTOKEN";
+
+pub const WS_SALES: &str = "a0000000-0000-4000-8000-000000000001";
+pub const WS_FINANCE: &str = "a0000000-0000-4000-8000-000000000002";
+pub const WS_SHARED: &str = "a0000000-0000-4000-8000-000000000003";
+pub const DS_SALES: &str = "d0000000-0000-4000-8000-000000000001";
+pub const DS_BROKEN: &str = "d0000000-0000-4000-8000-000000000002";
+pub const DS_BUSY: &str = "d0000000-0000-4000-8000-000000000003";
+pub const DS_SLOW: &str = "d0000000-0000-4000-8000-000000000004";
+pub const DS_BUDGET_A: &str = "d0000000-0000-4000-8000-000000000005";
+pub const DS_BUDGET_B: &str = "d0000000-0000-4000-8000-000000000006";
+pub const DS_SHARED: &str = "d0000000-0000-4000-8000-000000000007";
+pub const RUNNING_ID: &str = "e0000000-0000-4000-8000-000000000001";
+
+/// The scenario every test starts from.
+pub fn scenario() -> Value {
+    json!({
+        "tokenPrefix": TOKEN_PREFIX,
+        "tenants": [{"id": TENANT, "domain": "contoso.onmicrosoft.com",
+                     "clients": [{"clientId": CLIENT, "secret": SECRET, "secretId": SECRET_ID, "displayName": "pbiops-test"}]}],
+        "workspaces": [
+            {"id": WS_SALES, "name": "Sales", "dedicatedCapacity": true, "datasets": [
+                {"id": DS_SALES, "name": "Sales Model", "refresh": {"polls": 2},
+                 "history": [{"requestId": "e0000000-0000-4000-8000-0000000000a1", "refreshType": "Scheduled", "status": "Completed",
+                              "startTime": "-PT1H", "endTime": "-PT50M"}]},
+                {"id": DS_BROKEN, "name": "Broken Model", "refresh": {"polls": 1, "outcome": "Failed",
+                    "error": {"errorCode": "ModelRefreshFailed_CredentialsNotSpecified", "errorDescription": "The data source credentials are missing."}}},
+                {"id": DS_BUSY, "name": "Busy Model", "refresh": {"polls": 1},
+                 "history": [{"requestId": RUNNING_ID, "refreshType": "ViaApi", "status": "Unknown", "startTime": "-PT5M", "polls": 2}]},
+                {"id": DS_SLOW, "name": "Slow Model", "refresh": {}}
+            ]},
+            {"id": WS_FINANCE, "name": "Finance", "dedicatedCapacity": true, "datasets": [
+                {"id": DS_BUDGET_A, "name": "Budget", "refresh": {"polls": 1}},
+                {"id": DS_BUDGET_B, "name": "budget", "refresh": {"polls": 1}}
+            ]},
+            {"id": WS_SHARED, "name": "Marketing", "dedicatedCapacity": false, "datasets": [
+                {"id": DS_SHARED, "name": "Campaigns", "refresh": {"polls": 1}}
+            ]}
+        ]
+    })
+}
+
+/// Starts an emulator with `scenario` on an ephemeral port.
+pub async fn emulator(scenario: Value) -> Emulator {
+    let scenario = Scenario::from_json(&scenario.to_string()).expect("valid scenario");
+    pbiops_emulator::spawn(scenario, "127.0.0.1:0")
+        .await
+        .expect("emulator starts")
+}
+
+/// The environment pointing the default profile at `emu`.
+pub fn env(emu: &Emulator) -> Vec<(String, String)> {
+    let base = emu.base_url();
+    [
+        ("PBIOPS_TENANT_ID", TENANT.to_string()),
+        ("PBIOPS_CLIENT_ID", CLIENT.to_string()),
+        ("PBIOPS_CLIENT_SECRET", SECRET.to_string()),
+        ("PBIOPS_AUTHORITY_URL", base.clone()),
+        ("PBIOPS_POWERBI_URL", format!("{base}/v1.0/myorg")),
+        ("PBIOPS_HTTP_RETRIES", "4".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A refresh task for `dataset` in `workspace` with tiny poll bounds.
+pub fn refresh_task(workspace: &str, dataset: &str) -> Value {
+    json!({"operation": "dataset.refresh", "workspace": workspace, "dataset": dataset,
+           "poll": {"min": 0.01, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S"})
+}
+
+/// What one run printed, decoded.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Every outputs line, in order.
+    pub output_lines: Vec<Map<String, Value>>,
+    /// Every log line: (level, message).
+    pub logs: Vec<(String, String)>,
+    /// Every metric.
+    pub metrics: Vec<Metric>,
+}
+
+impl Run {
+    /// The outputs merged as Kestra merges them (later keys win), decoded strictly.
+    pub fn outputs(&self) -> Outputs {
+        let mut merged = Map::new();
+        for line in &self.output_lines {
+            merged.extend(line.clone());
+        }
+        serde_json::from_value(Value::Object(merged)).expect("outputs match the contract exactly")
+    }
+
+    /// All log messages, joined.
+    pub fn log_text(&self) -> String {
+        self.logs
+            .iter()
+            .map(|(l, m)| format!("{l} {m}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The value of a counter metric with the given tag, if any.
+    pub fn counter(&self, name: &str, tag: Option<(&str, &str)>) -> Option<f64> {
+        self.metrics
+            .iter()
+            .filter(|m| m.name == name && m.kind == "counter")
+            .find(|m| tag.is_none_or(|(k, v)| m.tags.get(k).map(String::as_str) == Some(v)))
+            .map(|m| m.value)
+    }
+}
+
+/// The output contract, as the README documents it. Unknown keys fail the decoding.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Outputs {
+    pub operation: Option<String>,
+    pub status: Option<String>,
+    pub service_status: Option<String>,
+    pub profile: Option<String>,
+    pub workspace_id: Option<String>,
+    pub workspace_name: Option<String>,
+    pub item_kind: Option<String>,
+    pub dataset_id: Option<String>,
+    pub dataset_name: Option<String>,
+    pub request_id: Option<String>,
+    pub refresh_type: Option<String>,
+    pub attached: Option<bool>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub wait_seconds: Option<f64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub objects: Option<Vec<ObjectStatus>>,
+    pub cancel_requested: Option<bool>,
+    pub last_success_time: Option<String>,
+    pub age_seconds: Option<f64>,
+    pub fresh: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStatus {
+    pub table: Option<String>,
+    pub partition: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metric {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: f64,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogLine {
+    level: String,
+    message: String,
+}
+
+/// How to hand the task to the binary.
+pub enum Input {
+    /// `PBIOPS_TASK`.
+    Env(Value),
+    /// A JSON text on stdin.
+    Stdin(String),
+    /// Command-line arguments.
+    Args(Vec<&'static str>),
+    /// A stdin pipe that nobody writes or closes.
+    IdleStdin,
+}
+
+/// Runs the real binary with exactly `env` (nothing inherited) and decodes its output.
+pub async fn run(input: Input, env: &[(String, String)]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"));
+    cmd.env_clear()
+        .envs(env.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut stdin_text = None;
+    match input {
+        Input::Env(task) => {
+            cmd.env("PBIOPS_TASK", task.to_string())
+                .stdin(Stdio::null());
+        }
+        Input::Stdin(text) => {
+            cmd.stdin(Stdio::piped());
+            stdin_text = Some(text);
+        }
+        Input::Args(args) => {
+            cmd.args(args).stdin(Stdio::null());
+        }
+        Input::IdleStdin => {
+            cmd.stdin(Stdio::piped());
+        }
+    }
+    let mut child = cmd.spawn().expect("pbiops starts");
+    // Keep an idle pipe open (and unwritten) for the whole run.
+    let _idle = match stdin_text {
+        Some(text) => {
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(text.as_bytes()).await.expect("write stdin");
+            drop(stdin);
+            None
+        }
+        None => child.stdin.take(),
+    };
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("pbiops finishes")
+        .expect("pbiops output");
+    decode(
+        output.status.code().unwrap_or(-1),
+        output.stdout,
+        output.stderr,
+    )
+}
+
+/// Runs a task given as `PBIOPS_TASK` against `emu`.
+pub async fn run_task(emu: &Emulator, task: Value) -> Run {
+    run(Input::Env(task), &env(emu)).await
+}
+
+fn decode(code: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+    let stdout = String::from_utf8(stdout).expect("stdout is UTF-8");
+    let stderr = String::from_utf8(stderr).expect("stderr is UTF-8");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(SECRET), "the client secret leaked:\n{text}");
+        assert!(!text.contains(TOKEN_PREFIX), "a token leaked:\n{text}");
+    }
+    let mut run = Run {
+        code,
+        stdout: stdout.clone(),
+        stderr,
+        output_lines: vec![],
+        logs: vec![],
+        metrics: vec![],
+    };
+    for line in stdout.lines() {
+        let inner = line
+            .strip_prefix("::")
+            .and_then(|l| l.strip_suffix("::"))
+            .unwrap_or_else(|| panic!("not a Kestra line: {line:?}"));
+        assert!(
+            !line.contains(['\u{2028}', '\u{2029}', '\u{85}']),
+            "raw line separator in {line:?}"
+        );
+        let value: Map<String, Value> =
+            serde_json::from_str(inner).unwrap_or_else(|e| panic!("invalid JSON in {line:?}: {e}"));
+        assert_eq!(value.len(), 1, "one kind per line: {line}");
+        let (kind, body) = value.into_iter().next().expect("one key");
+        match kind.as_str() {
+            "outputs" => run
+                .output_lines
+                .push(serde_json::from_value(body).expect("outputs object")),
+            "logs" => {
+                let logs: Vec<LogLine> = serde_json::from_value(body).expect("logs array");
+                for log in logs {
+                    assert!(
+                        ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&log.level.as_str()),
+                        "level {}",
+                        log.level
+                    );
+                    run.logs.push((log.level, log.message));
+                }
+            }
+            "metrics" => {
+                let metrics: Vec<Metric> = serde_json::from_value(body).expect("metrics array");
+                for m in &metrics {
+                    assert!(
+                        m.kind == "counter" || m.kind == "timer",
+                        "metric type {}",
+                        m.kind
+                    );
+                    assert!(m.name.starts_with("pbiops."), "metric name {}", m.name);
+                }
+                run.metrics.extend(metrics);
+            }
+            other => panic!("unexpected key {other} in {line}"),
+        }
+    }
+    run
+}
+
+/// Calls the emulator's control API.
+pub async fn control(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    let url = format!("{}/_emulator/{path}", emu.base_url());
+    let req = match method {
+        "GET" => client.get(&url),
+        "PUT" => client.put(&url),
+        "DELETE" => client.delete(&url),
+        _ => client.post(&url),
+    };
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let resp = req.send().await.expect("control call");
+    assert!(
+        resp.status().is_success(),
+        "control {path}: {}",
+        resp.status()
+    );
+    let text = resp.text().await.expect("control body");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// The emulator's request log, control calls excluded.
+pub async fn requests(emu: &Emulator) -> Vec<Value> {
+    match control(emu, "GET", "requests", None).await {
+        Value::Array(items) => items,
+        other => panic!("request log: {other}"),
+    }
+}
+
+/// Requests to `route` in the log.
+pub async fn requests_to(emu: &Emulator, route: &str) -> Vec<Value> {
+    requests(emu)
+        .await
+        .into_iter()
+        .filter(|r| r["route"] == route)
+        .collect()
+}
+
+/// The emulator's refreshes of `dataset`.
+pub async fn refreshes_of(emu: &Emulator, dataset: &str) -> Vec<Value> {
+    match control(emu, "GET", "refreshes", None).await {
+        Value::Array(items) => items
+            .into_iter()
+            .filter(|r| r["datasetId"] == dataset)
+            .collect(),
+        other => panic!("refreshes: {other}"),
+    }
+}
+
+/// Adds a fault.
+pub async fn fault(emu: &Emulator, fault: Value) {
+    control(emu, "POST", "faults", Some(fault)).await;
+}
+
+/// Waits (event-driven, bounded) until the request log satisfies `pred`.
+pub async fn until_requests(emu: &Emulator, what: &str, pred: impl Fn(&[Value]) -> bool) {
+    for _ in 0..2000 {
+        if pred(&requests(emu).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
