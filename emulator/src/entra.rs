@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
+use serde::Serialize;
 use std::collections::HashMap;
 
 /// Audience of a Power BI token, the only one the Power BI routes accept.
@@ -148,13 +148,33 @@ pub(crate) async fn token(
     drop(world);
     no_store(json_response(
         StatusCode::OK,
-        &json!({
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "ext_expires_in": lifetime,
-            "access_token": access_token,
-        }),
+        &TokenBody {
+            token_type: "Bearer",
+            expires_in: lifetime,
+            ext_expires_in: lifetime,
+            access_token,
+        },
     ))
+}
+
+/// The token success body (reference §1.5), in the service's field order.
+#[derive(Serialize)]
+struct TokenBody {
+    token_type: &'static str,
+    expires_in: u64,
+    ext_expires_in: u64,
+    access_token: String,
+}
+
+/// The token error body (reference §1.6), in the service's field order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+    error_codes: [u32; 1],
+    timestamp: String,
+    trace_id: String,
+    correlation_id: String,
 }
 
 /// `len` random alphanumeric characters.
@@ -211,14 +231,14 @@ fn aad_error(now: Timestamp, status: StatusCode, error: &str, code: u32, text: &
     );
     no_store(json_response(
         status,
-        &json!({
-            "error": error,
-            "error_description": description,
-            "error_codes": [code],
-            "timestamp": timestamp,
-            "trace_id": trace_id,
-            "correlation_id": correlation_id,
-        }),
+        &ErrorBody {
+            error,
+            error_description: description,
+            error_codes: [code],
+            timestamp,
+            trace_id,
+            correlation_id,
+        },
     ))
 }
 

@@ -42,9 +42,13 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Back to the scenario's initial state, with a fresh clock.
+    /// Back to the scenario's initial state, with a fresh clock. Issued tokens stay (valid or
+    /// revoked): a client's cached token keeps working across tests that reset in between.
     pub fn reset(&self) {
-        *self.world() = World::new(&self.scenario);
+        let mut world = self.world();
+        let tokens = std::mem::take(&mut world.tokens);
+        *world = World::new(&self.scenario);
+        world.tokens = tokens;
     }
 
     /// A workspace by id (case-insensitive).

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// `Content-Type` of every JSON answer, as the services send it.
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -258,9 +258,23 @@ impl RefreshDetail {
     }
 }
 
-/// An OData collection: `{"@odata.context": …, "value": […]}`.
-pub(crate) fn collection(context: String, value: Value) -> Value {
-    json!({"@odata.context": context, "value": value})
+/// An OData collection: `{"@odata.context": …, "@odata.count"?: …, "value": […]}`.
+#[derive(Serialize)]
+pub(crate) struct Collection<T> {
+    #[serde(rename = "@odata.context")]
+    pub context: String,
+    #[serde(rename = "@odata.count", skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    pub value: Vec<T>,
+}
+
+/// One OData entity: its fields after `"@odata.context"`.
+#[derive(Serialize)]
+pub(crate) struct Entity<T> {
+    #[serde(rename = "@odata.context")]
+    pub context: String,
+    #[serde(flatten)]
+    pub item: T,
 }
 
 #[cfg(test)]

@@ -8,13 +8,13 @@ use super::filter::Filter;
 use super::{caller, dataset as find_dataset, is_member, workspace as find_workspace};
 use crate::scenario::{self, Dataset, Workspace};
 use crate::state::AppState;
-use crate::wire::{self, base_url, json_response};
+use crate::wire::{self, Collection, Entity, base_url, json_response};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// A `Group` item.
@@ -147,11 +147,11 @@ pub(crate) async fn groups(
         .take(top.map_or(usize::MAX, |t| usize::try_from(t).unwrap_or(usize::MAX)))
         .map(GroupItem::new)
         .collect();
-    let body = json!({
-        "@odata.context": format!("{}/v1.0/myorg/$metadata#groups", base_url(&headers)),
-        "@odata.count": count,
-        "value": page,
-    });
+    let body = Collection {
+        context: format!("{}/v1.0/myorg/$metadata#groups", base_url(&headers)),
+        count: Some(count),
+        value: page,
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -163,11 +163,10 @@ pub(crate) async fn group(
 ) -> Result<Response, Response> {
     let caller = caller(&state.world(), &headers)?;
     let workspace = find_workspace(&state, &caller, &group_id)?;
-    let mut body = serde_json::to_value(GroupItem::new(workspace)).unwrap_or_default();
-    if let Value::Object(map) = &mut body {
-        let context = format!("{}/v1.0/myorg/$metadata#groups/$entity", base_url(&headers));
-        map.insert("@odata.context".to_owned(), Value::String(context));
-    }
+    let body = Entity {
+        context: format!("{}/v1.0/myorg/$metadata#groups/$entity", base_url(&headers)),
+        item: GroupItem::new(workspace),
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -187,12 +186,15 @@ pub(crate) async fn datasets(
         .iter()
         .map(|d| DatasetItem::new(workspace, d, start))
         .collect();
-    let context = format!(
-        "{}/v1.0/myorg/groups/{}/$metadata#datasets",
-        base_url(&headers),
-        workspace.id
-    );
-    let body = wire::collection(context, serde_json::to_value(items).unwrap_or_default());
+    let body = Collection {
+        context: format!(
+            "{}/v1.0/myorg/groups/{}/$metadata#datasets",
+            base_url(&headers),
+            workspace.id
+        ),
+        count: None,
+        value: items,
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -208,15 +210,13 @@ pub(crate) async fn dataset(
     };
     let workspace = find_workspace(&state, &caller, &group_id)?;
     let dataset = find_dataset(workspace, &dataset_id)?;
-    let mut body =
-        serde_json::to_value(DatasetItem::new(workspace, dataset, start)).unwrap_or_default();
-    if let Value::Object(map) = &mut body {
-        let context = format!(
+    let body = Entity {
+        context: format!(
             "{}/v1.0/myorg/groups/{}/$metadata#datasets/$entity",
             base_url(&headers),
             workspace.id
-        );
-        map.insert("@odata.context".to_owned(), Value::String(context));
-    }
+        ),
+        item: DatasetItem::new(workspace, dataset, start),
+    };
     Ok(json_response(StatusCode::OK, &body))
 }

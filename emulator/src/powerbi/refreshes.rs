@@ -7,7 +7,9 @@ use super::enhanced::{self, RefreshRequest};
 use super::{caller, dataset as find_dataset, workspace as find_workspace};
 use crate::refresh::{Ended, Plan, Refresh};
 use crate::state::AppState;
-use crate::wire::{self, HistoryItem, REQUEST_ID, RefreshDetail, base_url, json_response};
+use crate::wire::{
+    self, Collection, HistoryItem, REQUEST_ID, RefreshDetail, base_url, json_response,
+};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -183,12 +185,15 @@ pub(crate) async fn history(
         .collect();
     drop(world);
 
-    let context = format!(
-        "{}/v1.0/myorg/groups/{}/$metadata#refreshes",
-        base_url(&headers),
-        workspace.id
-    );
-    let body = wire::collection(context, serde_json::to_value(items).unwrap_or_default());
+    let body = Collection {
+        context: format!(
+            "{}/v1.0/myorg/groups/{}/$metadata#refreshes",
+            base_url(&headers),
+            workspace.id
+        ),
+        count: None,
+        value: items,
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 

@@ -1,0 +1,12 @@
+//! The emulator driven over real HTTP: tokens, discovery, refreshes, the control API, faults and
+//! the binary. Every test starts its own emulator on a free port, so tests are independent, and
+//! refreshes progress by counted polls, never by sleeping.
+
+#![allow(clippy::unwrap_used)]
+
+mod binary;
+mod control;
+mod discovery;
+mod refreshes;
+mod support;
+mod tokens;
