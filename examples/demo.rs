@@ -22,7 +22,10 @@ fn pbiops_binary() -> PathBuf {
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
     let bin = dir.join(format!("pbiops{}", std::env::consts::EXE_SUFFIX));
     if !bin.exists() {
-        eprintln!("{} is missing: run `cargo build --release` first", bin.display());
+        eprintln!(
+            "{} is missing: run `cargo build --release` first",
+            bin.display()
+        );
         std::process::exit(2);
     }
     bin
@@ -31,13 +34,31 @@ fn pbiops_binary() -> PathBuf {
 fn tasks() -> Vec<(&'static str, Value)> {
     let poll = json!({"min": 0.5, "max": 2});
     vec![
-        ("standard refresh", json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Sales Model", "poll": poll})),
-        ("enhanced refresh of two tables", json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Orders", "poll": poll,
-            "refresh": {"type": "Full", "commitMode": "Transactional", "objects": [{"table": "Orders"}, {"table": "Returns", "partition": "2026"}]}})),
-        ("a refresh is already running: attach", json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Inventory", "poll": poll})),
-        ("a refresh that fails", json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Customer Churn", "poll": poll})),
-        ("freshness gate", json!({"operation": "dataset.status", "workspace": "Sales", "dataset": "Sales Model", "maxAge": "PT1H"})),
-        ("an ambiguous name", json!({"operation": "dataset.refresh", "workspace": "Finance", "dataset": "Budget"})),
+        (
+            "standard refresh",
+            json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Sales Model", "poll": poll}),
+        ),
+        (
+            "enhanced refresh of two tables",
+            json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Orders", "poll": poll,
+            "refresh": {"type": "Full", "commitMode": "Transactional", "objects": [{"table": "Orders"}, {"table": "Returns", "partition": "2026"}]}}),
+        ),
+        (
+            "a refresh is already running: attach",
+            json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Inventory", "poll": poll}),
+        ),
+        (
+            "a refresh that fails",
+            json!({"operation": "dataset.refresh", "workspace": "Sales", "dataset": "Customer Churn", "poll": poll}),
+        ),
+        (
+            "freshness gate",
+            json!({"operation": "dataset.status", "workspace": "Sales", "dataset": "Sales Model", "maxAge": "PT1H"}),
+        ),
+        (
+            "an ambiguous name",
+            json!({"operation": "dataset.refresh", "workspace": "Finance", "dataset": "Budget"}),
+        ),
     ]
 }
 
@@ -49,9 +70,16 @@ struct Row {
 
 fn main() {
     let bin = pbiops_binary();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let emulator = runtime
-        .block_on(pbiops_emulator::spawn(pbiops_emulator::Scenario::demo(), "127.0.0.1:0"))
+        .block_on(pbiops_emulator::spawn(
+            pbiops_emulator::Scenario::demo(),
+            "127.0.0.1:0",
+        ))
         .expect("emulator starts");
     let base = emulator.base_url();
     println!("pbiops-emulator listening on {base} (bundled demo scenario)\n");
@@ -74,7 +102,10 @@ fn main() {
         let mut outputs = Map::new();
         for line in stdout.lines() {
             println!("   {line}");
-            let inner = line.strip_prefix("::").and_then(|l| l.strip_suffix("::")).unwrap_or_default();
+            let inner = line
+                .strip_prefix("::")
+                .and_then(|l| l.strip_suffix("::"))
+                .unwrap_or_default();
             if let Ok(Value::Object(mut v)) = serde_json::from_str::<Value>(inner) {
                 if let Some(Value::Object(o)) = v.remove("outputs") {
                     outputs.extend(o);
@@ -83,15 +114,44 @@ fn main() {
         }
         let code = output.status.code().unwrap_or(-1);
         println!("   exit code {code}\n");
-        rows.push(Row { title, code, outputs });
+        rows.push(Row {
+            title,
+            code,
+            outputs,
+        });
     }
 
-    println!("{:<38} {:>4}  {:<10} {:>9}  {}", "run", "exit", "status", "duration", "request id / error");
+    println!(
+        "{:<38} {:>4}  {:<10} {:>9}  {}",
+        "run", "exit", "status", "duration", "request id / error"
+    );
     for row in &rows {
-        let text = |k: &str| row.outputs.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let duration = row.outputs.get("durationSeconds").and_then(Value::as_f64).map(|d| format!("{d:.1}s")).unwrap_or_default();
-        let detail = if row.code == 0 { text("requestId") } else { format!("{} {}", text("errorCode"), text("errorMessage")) };
+        let text = |k: &str| {
+            row.outputs
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let duration = row
+            .outputs
+            .get("durationSeconds")
+            .and_then(Value::as_f64)
+            .map(|d| format!("{d:.1}s"))
+            .unwrap_or_default();
+        let detail = if row.code == 0 {
+            text("requestId")
+        } else {
+            format!("{} {}", text("errorCode"), text("errorMessage"))
+        };
         let detail: String = detail.chars().take(70).collect();
-        println!("{:<38} {:>4}  {:<10} {:>9}  {}", row.title, row.code, text("status"), duration, detail);
+        println!(
+            "{:<38} {:>4}  {:<10} {:>9}  {}",
+            row.title,
+            row.code,
+            text("status"),
+            duration,
+            detail
+        );
     }
 }
