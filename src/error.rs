@@ -157,6 +157,16 @@ pub enum Error {
         /// A hint when the cause is known.
         help: Option<String>,
     },
+    /// The operation store (ODBC) failed.
+    #[error("store: {action}: {message}")]
+    Store {
+        /// What was attempted, e.g. `connect to the store` or `record the operation`.
+        action: String,
+        /// The driver's diagnostic (never the connection string).
+        message: String,
+        /// A hint when the cause is known.
+        help: Option<String>,
+    },
     /// The service stayed unavailable (429, 5xx, network) after the retry budget.
     #[error("{action}: service unavailable after {attempts} attempt(s): {last}")]
     Unavailable {
@@ -216,6 +226,7 @@ impl Error {
             Error::NotFound { .. } | Error::Gone { .. } => ExitCode::NotFound,
             Error::Rejected { .. } => ExitCode::Unsuccessful,
             Error::Unavailable { .. } => ExitCode::Unavailable,
+            Error::Store { .. } => ExitCode::Store,
         }
     }
 
@@ -224,6 +235,9 @@ impl Error {
         match self {
             Error::InvalidTask { help, .. } | Error::Settings { help, .. } => Some(help.clone()),
             Error::TokenRefused { help, .. } | Error::Rejected { help, .. } => help.clone(),
+            Error::Store { help, .. } => help.clone().or_else(|| {
+                Some("check PBIOPS_ODBC (the connection string) and that the database is reachable; PBIOPS_ODBC=none disables the store".into())
+            }),
             Error::AccessRefused { help, .. } => Some(help.clone()),
             Error::NotFound { ambiguous: true, .. } => {
                 Some("pass the id instead of the name, or rename one of them".into())
@@ -261,6 +275,7 @@ impl Error {
             } => "Ambiguous".into(),
             Error::NotFound { .. } => "NotFound".into(),
             Error::Unavailable { .. } => "ServiceUnavailable".into(),
+            Error::Store { .. } => "StoreFailure".into(),
         }
     }
 

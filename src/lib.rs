@@ -24,6 +24,7 @@ pub mod powerbi;
 pub mod redact;
 pub mod resolve;
 pub mod settings;
+pub mod store;
 pub mod task;
 pub mod wait;
 

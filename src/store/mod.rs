@@ -1,0 +1,1 @@
+//! The operation store over ODBC: token store, operation log, schema migrations, SQL dialects.
