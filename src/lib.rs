@@ -32,7 +32,6 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 
 use clap::Parser;
-use secrecy::ExposeSecret;
 
 use error::{Error, ExitCode};
 use kestra::{LogFormat, Metric, Reporter};
@@ -109,7 +108,7 @@ async fn execute(
     out.operation = Some(task.operation());
     out.profile = Some(task.profile().to_string());
     let profile = settings.profile(task.profile()).map_err(|e| (e, None))?;
-    redact::register(vec![profile.client_secret.expose_secret().to_string()]);
+    redact::register(settings.secret_values());
 
     let http = http::Http::new(settings.http).map_err(|e| (e, None))?;
     let auth = auth::Auth::new(&http, &settings.endpoints.authority);

@@ -239,12 +239,24 @@ async fn help_lists_every_environment_variable() {
     let out = cmd.arg("--help").env_clear().output().expect("runs");
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        help.lines().all(|l| l.len() <= 100),
+        "help lines fit a terminal"
+    );
     for var in [
         "PBIOPS_TASK",
         "PBIOPS_TENANT_ID",
         "PBIOPS_CLIENT_ID",
         "PBIOPS_CLIENT_SECRET",
         "PBIOPS_PROFILE_<NAME>_TENANT_ID",
+        "PBIOPS_CERTIFICATE_PATH",
+        "PBIOPS_FEDERATED_TOKEN_FILE",
+        "PBIOPS_MANAGED_IDENTITY",
+        "IDENTITY_ENDPOINT",
+        "PBIOPS_ODBC",
+        "PBIOPS_TOKEN_KEY",
+        "PBIOPS_LEGACY_TOKEN_TABLE",
+        "KESTRA_EXECUTION_ID",
         "PBIOPS_AUTHORITY_URL",
         "PBIOPS_POWERBI_URL",
         "PBIOPS_FABRIC_URL",

@@ -79,6 +79,7 @@ pub fn env(emu: &Emulator) -> Vec<(String, String)> {
         ("PBIOPS_AUTHORITY_URL", base.clone()),
         ("PBIOPS_POWERBI_URL", format!("{base}/v1.0/myorg")),
         ("PBIOPS_HTTP_RETRIES", "4".to_string()),
+        ("PBIOPS_ODBC", "none".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -230,7 +231,8 @@ pub async fn run(input: Input, env: &[(String, String)]) -> Run {
     let _idle = match stdin_text {
         Some(text) => {
             let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(text.as_bytes()).await.expect("write stdin");
+            // The binary may exit before reading (e.g. on bad settings): a broken pipe is fine.
+            let _ = stdin.write_all(text.as_bytes()).await;
             drop(stdin);
             None
         }

@@ -1,0 +1,405 @@
+//! Entra ID tokens, one per (profile, resource), for every way a profile can authenticate.
+//!
+//! Client credentials on the v2 endpoint with a secret, a certificate assertion or a federated
+//! assertion; or a managed identity's local endpoint. A token request covers a single resource
+//! (`powerbi-api.md` §1.3), so Power BI, Fabric and Power Automate tokens are cached apart. A
+//! cached token is renewed shortly before it expires, so a wait of hours never polls with a dead
+//! token; if the API still answers 401, the caller drops it with [`Auth::invalidate`] and retries.
+
+mod assertion;
+mod managed;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::error::{Error, ServiceError};
+use crate::http::{Http, Retry};
+use crate::settings::{Credential, Profile, profile_var};
+
+/// The APIs a token can be for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    /// The Power BI REST API.
+    PowerBi,
+    /// The Fabric REST API.
+    Fabric,
+    /// Power Automate (`service.flow`).
+    Flow,
+}
+
+impl Resource {
+    /// Every resource, in output order.
+    pub const ALL: [Resource; 3] = [Resource::PowerBi, Resource::Fabric, Resource::Flow];
+
+    /// The client-credentials `.default` scope of the resource.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Resource::PowerBi => "https://analysis.windows.net/powerbi/api/.default",
+            Resource::Fabric => "https://api.fabric.microsoft.com/.default",
+            // The double slash is deliberate: it keeps the audience's trailing slash.
+            Resource::Flow => "https://service.flow.microsoft.com//.default",
+        }
+    }
+
+    /// The resource URI, as managed identity endpoints want it (no `/.default`).
+    pub fn uri(self) -> &'static str {
+        match self {
+            Resource::PowerBi => "https://analysis.windows.net/powerbi/api",
+            Resource::Fabric => "https://api.fabric.microsoft.com",
+            Resource::Flow => "https://service.flow.microsoft.com/",
+        }
+    }
+
+    /// The name used in tasks, outputs and the token store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::PowerBi => "powerbi",
+            Resource::Fabric => "fabric",
+            Resource::Flow => "flow",
+        }
+    }
+
+    /// Parses a task's `resource`.
+    pub fn parse(name: &str) -> Option<Resource> {
+        Resource::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Renew when less than this remains (or a fifth of the lifetime, for short-lived tokens).
+pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+/// A token and when it expires.
+#[derive(Clone)]
+pub struct Token {
+    /// The access token.
+    pub secret: SecretString,
+    /// Its lifetime from the moment it was acquired.
+    pub lifetime: Duration,
+}
+
+struct Cached {
+    token: SecretString,
+    renew_at: Instant,
+}
+
+/// Acquires and caches tokens.
+pub struct Auth<'a> {
+    http: &'a Http,
+    authority: String,
+    cache: Mutex<HashMap<(String, Resource), Cached>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: SecretString,
+    #[serde(deserialize_with = "seconds")]
+    expires_in: u64,
+}
+
+/// `expires_in` is a number on v2 and a string on v1; accept both.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Num(u64),
+        Text(String),
+    }
+    match N::deserialize(d)? {
+        N::Num(n) => Ok(n),
+        N::Text(t) => t.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+impl<'a> Auth<'a> {
+    /// Tokens from `authority` (e.g. `https://login.microsoftonline.com`).
+    pub fn new(http: &'a Http, authority: &str) -> Self {
+        Auth {
+            http,
+            authority: authority.to_string(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A token for `resource` as `profile`, from the cache while it stays valid.
+    pub async fn token(
+        &self,
+        profile: &Profile,
+        resource: Resource,
+    ) -> Result<SecretString, Error> {
+        let key = (profile.name.clone(), resource);
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).map(|c| (c.token.clone(), c.renew_at)));
+        if let Some((token, renew_at)) = cached {
+            if Instant::now() < renew_at {
+                return Ok(token);
+            }
+            tracing::info!(profile = %profile.name, resource = resource.name(), "renewing the access token before it expires");
+        }
+        let token = self.acquire(profile, resource).await?;
+        self.remember(profile, resource, &token);
+        Ok(token.secret)
+    }
+
+    /// Puts a token obtained elsewhere (the token store) in the cache.
+    pub fn remember(&self, profile: &Profile, resource: Resource, token: &Token) {
+        let margin = RENEW_BEFORE.min(token.lifetime / 5);
+        let renew_at = Instant::now() + token.lifetime.saturating_sub(margin);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(
+                (profile.name.clone(), resource),
+                Cached {
+                    token: token.secret.clone(),
+                    renew_at,
+                },
+            );
+        }
+    }
+
+    /// Drops the cached token, after the API refused it.
+    pub fn invalidate(&self, profile: &Profile, resource: Resource) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(&(profile.name.clone(), resource));
+        }
+    }
+
+    /// Acquires a new token from Entra ID (or the managed identity endpoint), bypassing the cache.
+    pub async fn acquire(&self, profile: &Profile, resource: Resource) -> Result<Token, Error> {
+        let action = format!(
+            "get a {} token for profile `{}`",
+            resource.name(),
+            profile.name
+        );
+        let token_url = format!("{}/{}/oauth2/v2.0/token", self.authority, profile.tenant_id);
+        let assertion = match &profile.credential {
+            Credential::Secret(_) => None,
+            Credential::Certificate { pem, variable } => Some(assertion::certificate(
+                pem,
+                variable,
+                &profile.client_id,
+                &token_url,
+            )?),
+            Credential::Federated { path, variable } => Some(assertion::federated(path, variable)?),
+            Credential::ManagedIdentity {
+                client_id,
+                endpoint,
+            } => {
+                return match managed::token(
+                    self.http,
+                    endpoint,
+                    client_id.as_deref(),
+                    resource,
+                    &action,
+                )
+                .await?
+                {
+                    Ok((secret, lifetime)) => Ok(Token { secret, lifetime }),
+                    Err(service) => Err(refused(profile, resource, service, "")),
+                };
+            }
+        };
+        let response = self
+            .http
+            .send("token", &action, Retry::Idempotent, || {
+                let mut form = vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", profile.client_id.as_str()),
+                    ("scope", resource.scope()),
+                ];
+                match (&profile.credential, &assertion) {
+                    (Credential::Secret(secret), _) => {
+                        form.push(("client_secret", secret.expose_secret()))
+                    }
+                    (_, Some(jwt)) => {
+                        form.push((
+                            "client_assertion_type",
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                        ));
+                        form.push(("client_assertion", jwt.expose_secret()));
+                    }
+                    _ => {}
+                }
+                self.http.client().post(&token_url).form(&form)
+            })
+            .await?;
+        if !response.is_success() {
+            return Err(refused(
+                profile,
+                resource,
+                response.service_error(),
+                &response.body,
+            ));
+        }
+        let body: TokenResponse = response.json(&action)?;
+        tracing::debug!(profile = %profile.name, resource = resource.name(), expires_in = body.expires_in, "token acquired");
+        Ok(Token {
+            secret: body.access_token,
+            lifetime: Duration::from_secs(body.expires_in),
+        })
+    }
+}
+
+/// Builds the error for a refused token request, with a hint per AADSTS code.
+fn refused(profile: &Profile, resource: Resource, mut service: ServiceError, body: &str) -> Error {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let aadsts = value["error_codes"][0].as_u64().or_else(|| {
+        let desc = value["error_description"].as_str()?;
+        let digits: String = desc
+            .strip_prefix("AADSTS")?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    });
+    if let Some(code) = aadsts {
+        service.code = Some(format!("AADSTS{code}"));
+    }
+    let var = |field| profile_var(&profile.name, field);
+    let help = match aadsts {
+        Some(7000215) => Some(format!(
+            "the client secret is wrong: you may have passed the secret's ID, not its value; copy the secret's Value (shown once, when it is created) into {}",
+            var("CLIENT_SECRET")
+        )),
+        Some(7000222) => Some(format!(
+            "the client secret has expired: create a new one and update {}",
+            var("CLIENT_SECRET")
+        )),
+        Some(700016) => Some(format!(
+            "no application with this id in the tenant: check {} and {} (the app must be registered in, or consented to, that tenant)",
+            var("CLIENT_ID"),
+            var("TENANT_ID")
+        )),
+        Some(90002) => Some(format!(
+            "the tenant does not exist: check {} (a GUID, or a domain such as contoso.onmicrosoft.com)",
+            var("TENANT_ID")
+        )),
+        Some(7000218) => Some(format!(
+            "no client secret was sent: set {}",
+            var("CLIENT_SECRET")
+        )),
+        Some(70011) => {
+            Some("the scope was refused: the resource is not available to this tenant".into())
+        }
+        Some(700027) | Some(700023) | Some(700024) => Some(format!(
+            "the certificate assertion was refused: upload this certificate (its public part) to the app registration's Certificates & secrets, and check the clock; the certificate comes from {}",
+            var("CERTIFICATE_PATH")
+        )),
+        Some(70021) => Some(format!(
+            "no federated credential of the app matches this token's issuer and subject: add one in the app registration (Certificates & secrets → Federated credentials) for the token in {}",
+            var("FEDERATED_TOKEN_FILE")
+        )),
+        _ if matches!(profile.credential, Credential::ManagedIdentity { .. }) => Some(format!(
+            "the managed identity could not get a token: check that the identity is assigned to this host and, for a user-assigned one, its client id in {}",
+            var("MANAGED_IDENTITY")
+        )),
+        _ => None,
+    };
+    let (tenant, client_id) = match &profile.credential {
+        Credential::ManagedIdentity { client_id, .. } => (
+            "managed identity".to_string(),
+            client_id
+                .clone()
+                .unwrap_or_else(|| "system-assigned".into()),
+        ),
+        _ => (profile.tenant_id.clone(), profile.client_id.clone()),
+    };
+    Error::TokenRefused {
+        profile: profile.name.clone(),
+        tenant,
+        client_id,
+        resource: resource.name().to_string(),
+        service,
+        help,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Profile {
+        Profile {
+            name: "finance".into(),
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            credential: Credential::Secret(SecretString::from("s")),
+        }
+    }
+
+    #[test]
+    fn aadsts_codes_become_hints_that_name_the_variable() {
+        let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
+        let err = refused(&profile(), Resource::PowerBi, ServiceError::default(), body);
+        assert_eq!(err.code(), "AADSTS7000215");
+        let hint = err.hint().expect("hint");
+        assert!(
+            hint.contains("secret's ID, not its value")
+                && hint.contains("PBIOPS_PROFILE_FINANCE_CLIENT_SECRET")
+        );
+        assert_eq!(err.exit_code().code(), 3);
+
+        let body = r#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
+        let err = refused(&profile(), Resource::Fabric, ServiceError::default(), body);
+        assert_eq!(err.code(), "AADSTS90002");
+        assert!(
+            err.hint()
+                .expect("hint")
+                .contains("PBIOPS_PROFILE_FINANCE_TENANT_ID")
+        );
+    }
+
+    #[test]
+    fn resources_are_one_each_and_parse_by_name() {
+        assert_ne!(Resource::PowerBi.scope(), Resource::Fabric.scope());
+        assert!(Resource::Flow.scope().ends_with("//.default"));
+        assert_eq!(Resource::parse("Fabric"), Some(Resource::Fabric));
+        assert_eq!(Resource::parse("graph"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_token_is_renewed_before_it_expires() {
+        let http = Http::new(crate::settings::HttpBudget {
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            budget: Duration::from_secs(1),
+        })
+        .expect("client");
+        let auth = Auth::new(&http, "http://127.0.0.1:9");
+        let p = profile();
+        auth.remember(
+            &p,
+            Resource::PowerBi,
+            &Token {
+                secret: SecretString::from("t1"),
+                lifetime: Duration::from_secs(3600),
+            },
+        );
+        assert_eq!(
+            auth.token(&p, Resource::PowerBi)
+                .await
+                .expect("cached")
+                .expose_secret(),
+            "t1"
+        );
+        tokio::time::advance(Duration::from_secs(3600 - 301)).await;
+        assert_eq!(
+            auth.token(&p, Resource::PowerBi)
+                .await
+                .expect("still cached")
+                .expose_secret(),
+            "t1"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Within five minutes of expiry: a new token is requested (and here refused: no server).
+        assert!(auth.token(&p, Resource::PowerBi).await.is_err());
+    }
+}

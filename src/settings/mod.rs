@@ -1,0 +1,646 @@
+//! Settings from the environment (`PBIOPS_*`): endpoints, profiles, logging, HTTP budget.
+//!
+//! This is the only module that reads the environment; everything else receives [`Settings`].
+//! Tests pass variables to the child process instead of mutating the test's own environment.
+//! Empty values count as unset, because Kestra renders a missing input as `VAR=`.
+
+mod profiles;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::kestra::LogFormat;
+use crate::task::duration;
+pub use profiles::{Credential, ManagedIdentityEndpoint, Profile, profile_var};
+
+/// The environment variables, for `--help`.
+pub const ENV_HELP: &str = "\
+Environment:
+  PBIOPS_TASK                     the task as JSON (instead of arguments, --task-file or stdin)
+  PBIOPS_TENANT_ID                the default profile's tenant (GUID or domain)
+  PBIOPS_CLIENT_ID                the default profile's application (client) id
+  PBIOPS_CLIENT_SECRET            its client secret (the secret's value, not its id), or:
+  PBIOPS_CERTIFICATE_PATH         a PEM file with its certificate and private key, or:
+  PBIOPS_CERTIFICATE              that PEM (or its base64) itself, or:
+  PBIOPS_FEDERATED_TOKEN_FILE     a federated token file (AZURE_FEDERATED_TOKEN_FILE on AKS), or:
+  PBIOPS_MANAGED_IDENTITY         a managed identity: `system`, or a user-assigned client id
+  PBIOPS_AUTH                     the method, if explicit: secret, certificate, federated,
+                                  managed-identity
+  PBIOPS_PROFILE_<NAME>_<FIELD>   profile <name>, same fields: PBIOPS_PROFILE_<NAME>_TENANT_ID, ...
+  PBIOPS_AUTHORITY_URL            Entra ID host [https://login.microsoftonline.com]
+  PBIOPS_POWERBI_URL              Power BI REST base [https://api.powerbi.com/v1.0/myorg]
+  PBIOPS_FABRIC_URL               Fabric REST base [https://api.fabric.microsoft.com/v1]
+  PBIOPS_IMDS_URL                 managed identity endpoint
+                                  [http://169.254.169.254/metadata/identity/oauth2/token]
+  IDENTITY_ENDPOINT               App Service managed identity endpoint (set by the platform)
+  IDENTITY_HEADER                 App Service managed identity secret (set by the platform)
+  PBIOPS_ODBC                     the store's ODBC connection string; `none` disables the store
+                                  [SQLite in PBIOPS_DATA_DIR]
+  PBIOPS_DATA_DIR                 the default SQLite store's directory [~/.local/share/pbiops]
+  PBIOPS_TOKEN_KEY                32 bytes, base64: encrypts stored tokens (AES-256-GCM)
+  PBIOPS_LEGACY_TOKEN_TABLE       also append Power BI tokens to this table (log.BearerTokens)
+  PBIOPS_LEGACY_TOKEN_MAX_LENGTH  that table's bearerToken column size [1300]
+  KESTRA_EXECUTION_ID             recorded with each operation, as are KESTRA_TASKRUN_ID,
+                                  KESTRA_FLOW_ID and KESTRA_NAMESPACE
+  PBIOPS_LOG_FORMAT               kestra, text or json [kestra unless stdout is a terminal]
+  PBIOPS_LOG_LEVEL                error, warn, info, debug or trace [info]
+  PBIOPS_HTTP_TIMEOUT             per-request timeout [PT60S]
+  PBIOPS_HTTP_RETRIES             attempts per call on 429, 5xx and network errors [6]
+  PBIOPS_HTTP_RETRY_BUDGET        total time one call may spend retrying [PT10M]
+Plain http:// endpoints are refused unless the host is loopback (the emulator) or a managed
+identity endpoint. Empty values count as unset.";
+
+const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+const DEFAULT_POWERBI: &str = "https://api.powerbi.com/v1.0/myorg";
+const DEFAULT_FABRIC: &str = "https://api.fabric.microsoft.com/v1";
+const DEFAULT_IMDS: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+
+/// Fixed-name variables, read with envy (prefix `PBIOPS_`).
+#[derive(Debug, Default, Deserialize)]
+struct RawSettings {
+    authority_url: Option<String>,
+    powerbi_url: Option<String>,
+    fabric_url: Option<String>,
+    imds_url: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    task: Option<String>,
+    http_timeout: Option<String>,
+    http_retries: Option<String>,
+    http_retry_budget: Option<String>,
+    odbc: Option<String>,
+    data_dir: Option<String>,
+    token_key: Option<String>,
+    legacy_token_table: Option<String>,
+    legacy_token_max_length: Option<String>,
+}
+
+/// Variables outside the `PBIOPS_` prefix that are read, and why.
+const FOREIGN: &[&str] = &[
+    // The team's Python scripts (fallback for the default profile, with a notice).
+    "AZ_TENANT_ID",
+    "PBI_CLIENT_ID",
+    "PBI_CLIENT_SECRET",
+    // Set by AKS workload identity.
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    // Set by App Service / Container Apps for managed identity.
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    // Passed by our Kestra flows, recorded in the operation log.
+    "KESTRA_EXECUTION_ID",
+    "KESTRA_TASKRUN_ID",
+    "KESTRA_FLOW_ID",
+    "KESTRA_NAMESPACE",
+    // The default store location.
+    "XDG_DATA_HOME",
+    "HOME",
+];
+
+/// Base URLs of the remote APIs.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Entra ID authority host, without a trailing slash.
+    pub authority: String,
+    /// Power BI REST base, e.g. `https://api.powerbi.com/v1.0/myorg`.
+    pub powerbi: String,
+    /// Fabric REST base.
+    pub fabric: String,
+}
+
+/// Retry and timeout budget of HTTP calls.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpBudget {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Attempts per call on 429, 5xx and network errors.
+    pub attempts: u32,
+    /// Total time one call may spend retrying.
+    pub budget: Duration,
+}
+
+/// Where operations and tokens are recorded.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The ODBC connection string; `None` when `PBIOPS_ODBC=none`.
+    pub connection: Option<SecretString>,
+    /// The directory of the default SQLite file, to create before connecting.
+    pub data_dir: Option<PathBuf>,
+    /// `PBIOPS_TOKEN_KEY` (base64 of 32 bytes; decoded and checked when the store opens,
+    /// before any request).
+    pub token_key: Option<SecretString>,
+    /// `PBIOPS_LEGACY_TOKEN_TABLE`.
+    pub legacy_table: Option<String>,
+    /// `PBIOPS_LEGACY_TOKEN_MAX_LENGTH`.
+    pub legacy_max_length: usize,
+}
+
+/// Kestra's ids for the operation log, when the flow passes them.
+#[derive(Debug, Clone, Default)]
+pub struct KestraIds {
+    /// `KESTRA_EXECUTION_ID`.
+    pub execution_id: Option<String>,
+    /// `KESTRA_TASKRUN_ID`.
+    pub taskrun_id: Option<String>,
+    /// `KESTRA_FLOW_ID`.
+    pub flow_id: Option<String>,
+    /// `KESTRA_NAMESPACE`.
+    pub namespace: Option<String>,
+}
+
+/// Everything the environment configures.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// API endpoints.
+    pub endpoints: Endpoints,
+    /// Log format, when set.
+    pub log_format: Option<LogFormat>,
+    /// Log level.
+    pub log_level: tracing::Level,
+    /// `PBIOPS_TASK`, when set.
+    pub task: Option<String>,
+    /// HTTP budget.
+    pub http: HttpBudget,
+    /// The store.
+    pub store: StoreSettings,
+    /// Kestra ids.
+    pub kestra: KestraIds,
+    /// Things the user should know about how the settings were read (fallbacks used).
+    pub notices: Vec<String>,
+    managed_identity: ManagedIdentityEndpoint,
+    profiles: profiles::RawProfiles,
+}
+
+impl Settings {
+    /// Reads settings from `vars` (normally `std::env::vars()`).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Settings, Error> {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, v)| {
+                (k.starts_with("PBIOPS_") || FOREIGN.contains(&k.as_str())) && !v.trim().is_empty()
+            })
+            .collect();
+        let foreign = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let raw: RawSettings = envy::prefixed("PBIOPS_")
+            .from_iter(
+                vars.iter()
+                    .filter(|(k, _)| k.starts_with("PBIOPS_"))
+                    .cloned(),
+            )
+            .map_err(|e| Error::setting("PBIOPS_*", e.to_string(), "see `pbiops --help`"))?;
+
+        let mut notices = Vec::new();
+        let mut profiles = profiles::RawProfiles::new();
+        for (key, value) in &vars {
+            if let Some(split) = profiles::split_profile_var(key) {
+                let (name, field) = split?;
+                profiles
+                    .entry(name)
+                    .or_default()
+                    .insert(field.into(), (key.clone(), value.clone()));
+            } else if let Some(field) = key
+                .strip_prefix("PBIOPS_")
+                .filter(|f| profiles::FIELDS.contains(f))
+            {
+                profiles
+                    .entry("default".into())
+                    .or_default()
+                    .insert(field.into(), (key.clone(), value.clone()));
+            }
+        }
+        default_profile_fallbacks(&mut profiles, &foreign, &mut notices);
+
+        let managed_identity = match (foreign("IDENTITY_ENDPOINT"), foreign("IDENTITY_HEADER")) {
+            (Some(url), Some(header)) => ManagedIdentityEndpoint::AppService {
+                url: endpoint("IDENTITY_ENDPOINT", Some(&url), "", true)?,
+                header: SecretString::from(header),
+            },
+            _ => ManagedIdentityEndpoint::Imds {
+                url: endpoint(
+                    "PBIOPS_IMDS_URL",
+                    raw.imds_url.as_deref(),
+                    DEFAULT_IMDS,
+                    true,
+                )?,
+            },
+        };
+
+        Ok(Settings {
+            endpoints: Endpoints {
+                authority: endpoint(
+                    "PBIOPS_AUTHORITY_URL",
+                    raw.authority_url.as_deref(),
+                    DEFAULT_AUTHORITY,
+                    false,
+                )?,
+                powerbi: endpoint(
+                    "PBIOPS_POWERBI_URL",
+                    raw.powerbi_url.as_deref(),
+                    DEFAULT_POWERBI,
+                    false,
+                )?,
+                fabric: endpoint(
+                    "PBIOPS_FABRIC_URL",
+                    raw.fabric_url.as_deref(),
+                    DEFAULT_FABRIC,
+                    false,
+                )?,
+            },
+            log_format: raw
+                .log_format
+                .as_deref()
+                .map(|f| parse_log_format("PBIOPS_LOG_FORMAT", f))
+                .transpose()?,
+            log_level: log_level(raw.log_level.as_deref())?,
+            task: raw.task.clone(),
+            http: HttpBudget {
+                timeout: duration_var(
+                    "PBIOPS_HTTP_TIMEOUT",
+                    raw.http_timeout.as_deref(),
+                    Duration::from_secs(60),
+                )?,
+                attempts: positive("PBIOPS_HTTP_RETRIES", raw.http_retries.as_deref(), 6)? as u32,
+                budget: duration_var(
+                    "PBIOPS_HTTP_RETRY_BUDGET",
+                    raw.http_retry_budget.as_deref(),
+                    Duration::from_secs(600),
+                )?,
+            },
+            store: store_settings(&raw, &foreign)?,
+            kestra: KestraIds {
+                execution_id: foreign("KESTRA_EXECUTION_ID"),
+                taskrun_id: foreign("KESTRA_TASKRUN_ID"),
+                flow_id: foreign("KESTRA_FLOW_ID"),
+                namespace: foreign("KESTRA_NAMESPACE"),
+            },
+            notices,
+            managed_identity,
+            profiles,
+        })
+    }
+
+    /// Profile `name`, checked: complete and not contradictory, or an error naming the variable.
+    pub fn profile(&self, name: &str) -> Result<Profile, Error> {
+        profiles::build(name, &self.profiles, &self.managed_identity)
+    }
+
+    /// The names of every configured profile.
+    pub fn profile_names(&self) -> Vec<String> {
+        self.profiles.keys().cloned().collect()
+    }
+
+    /// Every secret value in the settings, for scrubbing printed text.
+    pub fn secret_values(&self) -> Vec<String> {
+        use secrecy::ExposeSecret;
+        let mut values: Vec<String> = self
+            .profiles
+            .values()
+            .flat_map(|fields| fields.iter())
+            .filter(|(field, _)| matches!(field.as_str(), "CLIENT_SECRET" | "CERTIFICATE"))
+            .map(|(_, (_, v))| v.clone())
+            .collect();
+        if let Some(conn) = &self.store.connection {
+            // Passwords inside the connection string (PWD=…).
+            for part in conn.expose_secret().split(';') {
+                if let Some((k, v)) = part.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("pwd")
+                        || k.trim().eq_ignore_ascii_case("password")
+                    {
+                        values.push(v.trim().to_string());
+                    }
+                }
+            }
+        }
+        if let ManagedIdentityEndpoint::AppService { header, .. } = &self.managed_identity {
+            values.push(header.expose_secret().to_string());
+        }
+        values
+    }
+}
+
+/// The team's former variables and AKS's workload identity variables fill in the default profile.
+fn default_profile_fallbacks(
+    profiles: &mut profiles::RawProfiles,
+    foreign: &dyn Fn(&str) -> Option<String>,
+    notices: &mut Vec<String>,
+) {
+    let default = profiles.entry("default".into()).or_default();
+    for (from, field) in [
+        ("AZ_TENANT_ID", "TENANT_ID"),
+        ("PBI_CLIENT_ID", "CLIENT_ID"),
+        ("PBI_CLIENT_SECRET", "CLIENT_SECRET"),
+        ("AZURE_TENANT_ID", "TENANT_ID"),
+        ("AZURE_CLIENT_ID", "CLIENT_ID"),
+        ("AZURE_FEDERATED_TOKEN_FILE", "FEDERATED_TOKEN_FILE"),
+    ] {
+        if default.contains_key(field) {
+            continue;
+        }
+        if let Some(value) = foreign(from) {
+            notices.push(format!("using {from} for PBIOPS_{field} (the default profile); set PBIOPS_{field} to silence this notice"));
+            default.insert(field.into(), (from.into(), value));
+        }
+    }
+    if default.is_empty() {
+        profiles.remove("default");
+    }
+}
+
+fn store_settings(
+    raw: &RawSettings,
+    foreign: &dyn Fn(&str) -> Option<String>,
+) -> Result<StoreSettings, Error> {
+    let data_dir = raw
+        .data_dir
+        .clone()
+        .map(PathBuf::from)
+        .or_else(|| foreign("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("pbiops")))
+        .or_else(|| foreign("HOME").map(|h| PathBuf::from(h).join(".local/share/pbiops")));
+    let (connection, data_dir) = match raw.odbc.as_deref() {
+        Some(s) if s.trim().eq_ignore_ascii_case("none") => (None, None),
+        Some(s) => (Some(SecretString::from(s.to_string())), None),
+        None => {
+            let dir = data_dir.ok_or_else(|| {
+                Error::setting(
+                    "PBIOPS_DATA_DIR",
+                    "no data directory for the default SQLite store (HOME is not set)",
+                    "set PBIOPS_DATA_DIR, or PBIOPS_ODBC to a connection string (or `none`)",
+                )
+            })?;
+            let conn = format!(
+                "Driver={{SQLite3}};Database={};",
+                dir.join("pbiops.db").display()
+            );
+            (Some(SecretString::from(conn)), Some(dir))
+        }
+    };
+    let token_key = raw.token_key.clone().map(SecretString::from);
+    Ok(StoreSettings {
+        connection,
+        data_dir,
+        token_key,
+        legacy_table: raw.legacy_token_table.clone(),
+        legacy_max_length: positive(
+            "PBIOPS_LEGACY_TOKEN_MAX_LENGTH",
+            raw.legacy_token_max_length.as_deref(),
+            1300,
+        )?,
+    })
+}
+
+fn log_level(value: Option<&str>) -> Result<tracing::Level, Error> {
+    Ok(match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("info") => tracing::Level::INFO,
+        Some("error") => tracing::Level::ERROR,
+        Some("warn") => tracing::Level::WARN,
+        Some("debug") => tracing::Level::DEBUG,
+        Some("trace") => tracing::Level::TRACE,
+        Some(_) => {
+            return Err(Error::setting(
+                "PBIOPS_LOG_LEVEL",
+                "unknown level",
+                "one of: error, warn, info, debug, trace",
+            ));
+        }
+    })
+}
+
+fn positive(variable: &str, value: Option<&str>, default: usize) -> Result<usize, Error> {
+    match value {
+        None => Ok(default),
+        Some(n) => n
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                Error::setting(
+                    variable,
+                    format!("`{n}` is not a positive integer"),
+                    format!("e.g. {default}"),
+                )
+            }),
+    }
+}
+
+/// Parses a log format name.
+pub fn parse_log_format(variable: &str, value: &str) -> Result<LogFormat, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "kestra" => Ok(LogFormat::Kestra),
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(Error::setting(
+            variable,
+            format!("`{value}` is not a log format"),
+            "one of: kestra, text, json",
+        )),
+    }
+}
+
+fn duration_var(variable: &str, value: Option<&str>, default: Duration) -> Result<Duration, Error> {
+    match value {
+        None => Ok(default),
+        Some(v) => duration::parse_str(v)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Error::setting(
+                    variable,
+                    format!("`{v}` is not a duration"),
+                    "ISO-8601 (e.g. PT30S) or seconds",
+                )
+            }),
+    }
+}
+
+/// Checks an endpoint URL: https, or plain http only to a loopback host (or, for `managed`
+/// identity endpoints, anywhere: IMDS and App Service's endpoint are plain HTTP by design).
+fn endpoint(
+    variable: &str,
+    value: Option<&str>,
+    default: &str,
+    managed: bool,
+) -> Result<String, Error> {
+    let text = value.unwrap_or(default).trim().trim_end_matches('/');
+    let url = url::Url::parse(text).map_err(|e| {
+        Error::setting(
+            variable,
+            format!("`{text}` is not a URL: {e}"),
+            "e.g. https://api.powerbi.com/v1.0/myorg",
+        )
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if managed || is_loopback(&url) => {}
+        "http" => {
+            return Err(Error::setting(
+                variable,
+                "plain http:// to a non-loopback host would send tokens in clear text",
+                "use https://, or a loopback address (127.0.0.1) for the emulator",
+            ));
+        }
+        other => {
+            return Err(Error::setting(
+                variable,
+                format!("unsupported scheme `{other}`"),
+                "use https://",
+            ));
+        }
+    }
+    Ok(text.to_string())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let mut all = vars(pairs);
+        all.push(("PBIOPS_ODBC".into(), "none".into()));
+        Settings::from_vars(all).expect("valid settings")
+    }
+
+    #[test]
+    fn default_and_named_profiles_are_read() {
+        let s = settings(&[
+            ("PBIOPS_TENANT_ID", "t"),
+            ("PBIOPS_CLIENT_ID", "c"),
+            ("PBIOPS_CLIENT_SECRET", "s"),
+            ("PBIOPS_PROFILE_SALES_EU_TENANT_ID", "t2"),
+            ("PBIOPS_PROFILE_SALES_EU_CLIENT_ID", "c2"),
+            ("PBIOPS_PROFILE_SALES_EU_CLIENT_SECRET", "s2"),
+            ("OTHER", "ignored"),
+        ]);
+        assert_eq!(s.profile("default").expect("default").client_id, "c");
+        let p = s.profile("sales_eu").expect("named");
+        let Credential::Secret(secret) = &p.credential else {
+            panic!("secret")
+        };
+        assert_eq!((p.tenant_id.as_str(), secret.expose_secret()), ("t2", "s2"));
+        assert_eq!(s.endpoints.powerbi, DEFAULT_POWERBI);
+        assert_eq!(s.profile_names(), vec!["default", "sales_eu"]);
+    }
+
+    #[test]
+    fn missing_profile_settings_name_the_variable() {
+        let s = settings(&[
+            ("PBIOPS_TENANT_ID", "t"),
+            ("PBIOPS_CLIENT_ID", ""),
+            ("PBIOPS_CLIENT_SECRET", "s"),
+        ]);
+        let err = s.profile("default").expect_err("incomplete");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting: `PBIOPS_CLIENT_ID`: is not set"
+        );
+        let err = s.profile("finance").expect_err("absent");
+        assert!(err.to_string().contains("PBIOPS_PROFILE_FINANCE_TENANT_ID"));
+        assert!(
+            err.hint()
+                .expect("hint")
+                .contains("configured profile: default")
+        );
+    }
+
+    #[test]
+    fn the_python_scripts_variables_fill_the_default_profile_with_a_notice() {
+        let s = settings(&[
+            ("AZ_TENANT_ID", "t"),
+            ("PBI_CLIENT_ID", "c"),
+            ("PBI_CLIENT_SECRET", "s"),
+            ("PBIOPS_CLIENT_ID", "mine"),
+        ]);
+        let p = s.profile("default").expect("default");
+        assert_eq!((p.tenant_id.as_str(), p.client_id.as_str()), ("t", "mine"));
+        assert_eq!(s.notices.len(), 2, "{:?}", s.notices);
+        assert!(s.notices[0].contains("AZ_TENANT_ID"));
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_managed_identity() {
+        for ok in [
+            "http://127.0.0.1:5480/v1.0/myorg",
+            "http://localhost:1",
+            "https://api.powerbi.com/v1.0/myorg/",
+        ] {
+            assert!(
+                Settings::from_vars(vars(&[("PBIOPS_POWERBI_URL", ok), ("PBIOPS_ODBC", "none")]))
+                    .is_ok(),
+                "{ok}"
+            );
+        }
+        let err = Settings::from_vars(vars(&[(
+            "PBIOPS_AUTHORITY_URL",
+            "http://login.example.com",
+        )]))
+        .expect_err("refused");
+        assert!(err.to_string().contains("`PBIOPS_AUTHORITY_URL`"));
+        assert_eq!(err.exit_code().code(), 2);
+        let s = settings(&[
+            ("IDENTITY_ENDPOINT", "http://10.0.0.5:8081/msi/token"),
+            ("IDENTITY_HEADER", "h"),
+        ]);
+        assert!(matches!(
+            s.managed_identity,
+            ManagedIdentityEndpoint::AppService { .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_profile_fields_and_bad_numbers_are_named() {
+        let err = Settings::from_vars(vars(&[("PBIOPS_PROFILE_X_CLIENT_SECERT", "s")]))
+            .expect_err("typo");
+        assert!(err.to_string().contains("PBIOPS_PROFILE_X_CLIENT_SECERT"));
+        let err = Settings::from_vars(vars(&[("PBIOPS_HTTP_RETRIES", "many")])).expect_err("bad");
+        assert!(err.to_string().contains("PBIOPS_HTTP_RETRIES"));
+    }
+
+    #[test]
+    fn the_default_store_is_sqlite_in_the_data_dir_and_none_disables_it() {
+        let s = Settings::from_vars(vars(&[("HOME", "/home/k")])).expect("valid");
+        let conn = s.store.connection.expect("default store");
+        assert_eq!(
+            conn.expose_secret(),
+            "Driver={SQLite3};Database=/home/k/.local/share/pbiops/pbiops.db;"
+        );
+        assert!(settings(&[]).store.connection.is_none());
+    }
+
+    #[test]
+    fn secret_values_cover_secrets_and_connection_passwords() {
+        let s = Settings::from_vars(vars(&[
+            ("PBIOPS_CLIENT_SECRET", "s3cret"),
+            (
+                "PBIOPS_ODBC",
+                "Driver={PostgreSQL Unicode};Server=db;Uid=u;PWD=dbpass;",
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            s.secret_values(),
+            vec!["s3cret".to_string(), "dbpass".to_string()]
+        );
+    }
+}
