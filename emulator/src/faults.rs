@@ -95,7 +95,7 @@ pub(crate) async fn middleware(
         .extensions()
         .get::<MatchedPath>()
         .and_then(|matched| router::route_name(&method, matched.as_str()));
-    let query = request.uri().query().map(str::to_owned);
+    let query = request.uri().query().map(redact_sig);
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY).await;
 
@@ -110,7 +110,8 @@ pub(crate) async fn middleware(
             None,
         ),
         Ok(bytes) => {
-            let (client_id, logged_body) = inspect(&state, route, &parts.headers, &bytes);
+            let (client_id, logged_body) =
+                inspect(&state, route, query.as_deref(), &parts.headers, &bytes);
             let fault = {
                 let mut world = state.world();
                 match route {
@@ -162,6 +163,7 @@ pub(crate) async fn middleware(
 fn inspect(
     state: &AppState,
     route: Option<&'static str>,
+    query: Option<&str>,
     headers: &HeaderMap,
     bytes: &Bytes,
 ) -> (Option<String>, Option<Value>) {
@@ -169,6 +171,15 @@ fn inspect(
         let client_id = form_urlencoded::parse(bytes)
             .find(|(key, _)| key == "client_id")
             .map(|(_, value)| value.into_owned());
+        return (client_id, None);
+    }
+    if matches!(route, Some("token.imds" | "token.appservice")) {
+        // The managed identity named in the query, if any; the secret header is never kept.
+        let client_id = query.and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(key, _)| key == "client_id")
+                .map(|(_, value)| value.into_owned())
+        });
         return (client_id, None);
     }
     let client_id = bearer(headers).and_then(|token| {
@@ -181,6 +192,19 @@ fn inspect(
         serde_json::from_slice(bytes).ok()
     };
     (client_id, body)
+}
+
+/// The query string with the value of every `sig` parameter (a Power Automate credential)
+/// replaced by `REDACTED`; everything else stays as sent.
+pub(crate) fn redact_sig(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("sig") => format!("{key}=REDACTED"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The bearer token of a request, if any.
@@ -215,9 +239,12 @@ fn fault_response(state: &AppState, spec: &FaultSpec, route: Option<&str>) -> Re
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match (&spec.body, route) {
         (Some(body), _) => wire::json_response(status, body),
-        (None, Some("token")) => {
+        (None, Some("token" | "token.imds" | "token.appservice")) => {
             let now = state.world().now();
             entra::fault_error(status, now)
+        }
+        (None, Some(name)) if name.starts_with("fabric.") => {
+            crate::fabric::fabric_error(status, default_code(status), default_message(spec, status))
         }
         (None, _) => wire::pbi_error(status, default_code(status), default_message(spec, status)),
     };
@@ -278,6 +305,15 @@ mod tests {
         assert!(take_fault(&mut faults, "groups").is_some());
         assert!(take_fault(&mut faults, "groups").is_none());
         assert!(faults.is_empty());
+    }
+
+    #[test]
+    fn sig_is_redacted_and_the_rest_kept() {
+        assert_eq!(
+            redact_sig("api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=abc123"),
+            "api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=REDACTED"
+        );
+        assert_eq!(redact_sig("SIG=x&a=b"), "SIG=REDACTED&a=b");
     }
 
     #[test]

@@ -1,16 +1,24 @@
 //! A local, stateful emulator of the HTTP APIs pbiops talks to: Entra ID's token endpoint and the
-//! Power BI REST API (workspaces, semantic models, refreshes), plus a control API for tests.
-//! The crate's README is its specification.
+//! managed identity endpoints, the Power BI REST API (workspaces, semantic models and refreshes,
+//! Gen1 dataflows, reports, lineage), the Fabric REST API (workspaces, items, jobs) and Power
+//! Automate HTTP triggers, plus a control API for tests. The crate's README is its specification.
 //!
 //! It is written from Microsoft's documented wire format, never from the client's types, so that
 //! a field-name mistake in the client fails a test instead of being mirrored here.
 //!
 //! Module map:
-//! - [`scenario`]: the scenario file (identities, workspaces, models, refresh behaviour).
+//! - [`scenario`]: the scenario file (identities, workspaces, models, dataflows, reports, Fabric
+//!   items, flows, and how each runs).
 //! - `state`: the mutable world behind one mutex, and the emulator's clock.
-//! - `refresh`: the refresh state machine (when a refresh ends and how).
-//! - `entra`: the token endpoint.
-//! - `powerbi`: the Power BI routes (discovery, refreshes, enhanced-body validation, `$filter`).
+//! - `refresh`: the model refresh state machine (when a refresh ends and how).
+//! - `dataflow`, `jobs`, `progress`: dataflow transactions and Fabric job instances, which end by
+//!   the same observation rules.
+//! - `entra`: the token endpoint (secrets, certificate and federated assertions) and the managed
+//!   identity endpoints.
+//! - `powerbi`: the Power BI routes (discovery, refreshes, enhanced-body validation, `$filter`,
+//!   dataflows, reports).
+//! - `fabric`: the Fabric routes (workspaces, items, Job Scheduler).
+//! - `flows`: Power Automate / Logic Apps HTTP triggers.
 //! - `control`: the `/_emulator/…` control API.
 //! - `faults`: fault injection, request log and counts (one middleware).
 //! - `wire`: wire types, error envelopes, timestamps, common headers.
@@ -29,9 +37,14 @@
 #![allow(clippy::result_large_err)]
 
 mod control;
+mod dataflow;
 mod entra;
+mod fabric;
 mod faults;
+mod flows;
+mod jobs;
 mod powerbi;
+mod progress;
 mod refresh;
 mod router;
 pub mod scenario;

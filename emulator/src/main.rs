@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// A local emulator of the Entra ID token endpoint and the Power BI REST API.
+/// A local emulator of Entra ID, Power BI, Fabric and Power Automate HTTP APIs.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {

@@ -4,9 +4,13 @@
 //! `.await`, so requests are atomic with respect to each other and tests see a consistent order.
 //! Reset rebuilds the world from the immutable scenario.
 
+use crate::dataflow::{self, Transaction};
 use crate::faults::Fault;
+use crate::jobs::Job;
 use crate::refresh::{Ended, Enhanced, Plan, Refresh};
-use crate::scenario::{self, HistoryStatus, RefreshBehaviour, Scenario, Workspace};
+use crate::scenario::{
+    self, DataflowBehaviour, HistoryStatus, JobBehaviour, RefreshBehaviour, Scenario, Workspace,
+};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
@@ -95,6 +99,15 @@ impl Clock {
     }
 }
 
+/// Who a token was issued to: Fabric can refuse service principals for some job types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Principal {
+    /// An app registration (client secret, certificate or federated credential).
+    ServicePrincipal,
+    /// A managed identity (IMDS or App Service endpoint).
+    ManagedIdentity,
+}
+
 /// An issued access token.
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
@@ -102,6 +115,9 @@ pub(crate) struct Token {
     pub audience: &'static str,
     pub expires_at: Timestamp,
     pub revoked: bool,
+    pub principal: Principal,
+    /// The tenant that issued it.
+    pub tenant_id: String,
 }
 
 /// One entry of the request log (`GET /_emulator/requests`).
@@ -126,6 +142,15 @@ pub(crate) struct World {
     pub behaviours: HashMap<String, RefreshBehaviour>,
     pub refreshes: Vec<Refresh>,
     pub next_number: u64,
+    /// Gen1 dataflow transactions, oldest first.
+    pub transactions: Vec<Transaction>,
+    pub next_transaction: u64,
+    /// Refresh behaviour per dataflow id (lower case).
+    pub dataflow_behaviours: HashMap<String, DataflowBehaviour>,
+    /// Fabric job instances, oldest first.
+    pub jobs: Vec<Job>,
+    /// Job behaviour per Fabric item id (lower case).
+    pub item_behaviours: HashMap<String, JobBehaviour>,
     pub faults: Vec<Fault>,
     pub next_fault_id: u64,
     pub log: Vec<LogEntry>,
@@ -192,12 +217,31 @@ impl World {
             refresh.number = next_number;
             next_number += 1;
         }
+        let (transactions, next_transaction) = dataflow::seed(scenario, start);
+        let lower = |id: &str| id.to_ascii_lowercase();
+        let dataflow_behaviours = scenario
+            .workspaces
+            .iter()
+            .flat_map(|w| &w.dataflows)
+            .map(|d| (lower(&d.id), d.refresh.clone()))
+            .collect();
+        let item_behaviours = scenario
+            .workspaces
+            .iter()
+            .flat_map(|w| &w.items)
+            .map(|i| (lower(&i.id), i.refresh.clone()))
+            .collect();
         World {
             clock,
             tokens: HashMap::new(),
             behaviours,
             refreshes,
             next_number,
+            transactions,
+            next_transaction,
+            dataflow_behaviours,
+            jobs: Vec::new(),
+            item_behaviours,
             faults: Vec::new(),
             next_fault_id: 1,
             log: Vec::new(),
@@ -210,12 +254,35 @@ impl World {
         self.clock.now()
     }
 
-    /// Ends every refresh whose time has come (without observing any).
+    /// Ends every refresh, transaction and job whose time has come (without observing any).
     pub fn settle_all(&mut self) {
         let now = self.now();
         for refresh in &mut self.refreshes {
             refresh.settle(now);
         }
+        for tx in &mut self.transactions {
+            tx.settle(now);
+        }
+        for job in &mut self.jobs {
+            job.settle(now);
+        }
+    }
+
+    /// A transaction by id (exact, as ids are case-sensitive strings).
+    pub fn transaction_mut(&mut self, id: &str) -> Option<&mut Transaction> {
+        self.transactions.iter_mut().find(|t| t.id == id)
+    }
+
+    /// The next `$<n>` of a transaction id.
+    pub fn take_transaction_number(&mut self) -> u64 {
+        let number = self.next_transaction;
+        self.next_transaction += 1;
+        number
+    }
+
+    /// A job instance by id (case-insensitive).
+    pub fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
+        self.jobs.iter_mut().find(|j| j.id.eq_ignore_ascii_case(id))
     }
 
     /// The running refresh of a dataset, if any (after settling).

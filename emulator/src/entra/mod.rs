@@ -1,22 +1,32 @@
-//! Entra ID's v2 token endpoint for the client-credentials grant with a client secret
-//! (reference §1.4–1.7): the checks the real service makes, its error bodies (`AADSTS` codes),
-//! and opaque tokens bound to a client, a resource and an expiry on the emulator's clock.
+//! Entra ID's v2 token endpoint for the client-credentials grant (reference §1.4–1.7), with a
+//! client secret or a signed client assertion: the checks the real service makes, its error
+//! bodies (`AADSTS` codes), and opaque tokens bound to a client, a resource and an expiry on the
+//! emulator's clock. Managed identities get their tokens from [`managed`].
 //!
-//! The form body carries the client secret: it is parsed here and nowhere else, and neither it
-//! nor the form is ever logged or recorded.
+//! The form body carries the client secret or assertion: it is parsed here and nowhere else, and
+//! neither it nor the form is ever logged or recorded.
 
-use crate::state::{AppState, Token};
+pub(crate) mod assertion;
+pub(crate) mod managed;
+
+use crate::scenario::Scenario;
+use crate::state::{AppState, Principal, Token, World};
 use crate::wire::{self, json_response};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use std::collections::HashMap;
+use subtle::ConstantTimeEq;
 
 /// Audience of a Power BI token, the only one the Power BI routes accept.
 pub(crate) const POWERBI_AUDIENCE: &str = "https://analysis.windows.net/powerbi/api";
+/// Audience of a Fabric token, the only one the Fabric routes accept.
+pub(crate) const FABRIC_AUDIENCE: &str = "https://api.fabric.microsoft.com";
+/// Audience of a Power Automate token: issued, accepted by no emulated route.
+pub(crate) const FLOW_AUDIENCE: &str = "https://service.flow.microsoft.com/";
 
 /// The accepted `scope` values and the audience each token is bound to.
 const SCOPES: &[(&str, &str)] = &[
@@ -24,13 +34,10 @@ const SCOPES: &[(&str, &str)] = &[
         "https://analysis.windows.net/powerbi/api/.default",
         POWERBI_AUDIENCE,
     ),
-    (
-        "https://api.fabric.microsoft.com/.default",
-        "https://api.fabric.microsoft.com",
-    ),
+    ("https://api.fabric.microsoft.com/.default", FABRIC_AUDIENCE),
     (
         "https://service.flow.microsoft.com//.default",
-        "https://service.flow.microsoft.com/",
+        FLOW_AUDIENCE,
     ),
 ];
 
@@ -38,6 +45,7 @@ const SCOPES: &[(&str, &str)] = &[
 pub(crate) async fn token(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
@@ -98,24 +106,63 @@ pub(crate) async fn token(
             ),
         );
     };
-    let Some(secret) = field("client_secret") else {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".to_owned(),
-        );
-    };
-    if secret != client.secret {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000215,
-            format!(
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
-                client.client_id
-            ),
-        );
+    let secret = field("client_secret");
+    let client_assertion = field("client_assertion");
+    match (secret, client_assertion) {
+        (Some(_), Some(_)) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                9002313,
+                "Invalid request. Request is malformed or invalid: send either 'client_secret' or 'client_assertion', not both.".to_owned(),
+            );
+        }
+        (None, None) => {
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".to_owned(),
+            );
+        }
+        (Some(secret), None) => {
+            let matches = client
+                .secret
+                .as_deref()
+                .is_some_and(|s| bool::from(s.as_bytes().ct_eq(secret.as_bytes())));
+            if !matches {
+                return fail(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000215,
+                    format!(
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                        client.client_id
+                    ),
+                );
+            }
+        }
+        (None, Some(signed)) => {
+            match field("client_assertion_type") {
+                None => return missing(now, "client_assertion_type"),
+                Some(kind) if kind != assertion::JWT_BEARER => {
+                    return fail(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        9002313,
+                        format!(
+                            "Invalid request. Request is malformed or invalid: client_assertion_type must be '{}'.",
+                            assertion::JWT_BEARER
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+            let audiences = token_endpoints(&headers, tenant_spec);
+            if let Err(refusal) = assertion::verify(client, signed, &audiences, now) {
+                return fail(refusal.status, refusal.error, refusal.code, refusal.text);
+            }
+        }
     }
     let Some(scope) = field("scope") else {
         return missing(now, "scope");
@@ -131,19 +178,12 @@ pub(crate) async fn token(
         );
     };
 
-    let lifetime = state.scenario.token_lifetime_seconds;
-    let access_token = format!("{}{}", state.scenario.token_prefix, random_chars(40));
-    let lifetime_secs = i64::try_from(lifetime).unwrap_or(i64::MAX);
-    world.tokens.insert(
-        access_token.clone(),
-        Token {
-            client_id: client.client_id.clone(),
-            audience,
-            expires_at: now
-                .saturating_add(SignedDuration::from_secs(lifetime_secs))
-                .unwrap_or(Timestamp::MAX),
-            revoked: false,
-        },
+    let (access_token, lifetime, _) = issue(
+        &mut world,
+        &state.scenario,
+        (&tenant_spec.id, &client.client_id),
+        audience,
+        Principal::ServicePrincipal,
     );
     drop(world);
     no_store(json_response(
@@ -157,6 +197,51 @@ pub(crate) async fn token(
     ))
 }
 
+/// The URLs a certificate assertion may name as `aud`: this token endpoint (by tenant id or
+/// domain, on the emulator's own host), or the tenant's v2 issuer.
+fn token_endpoints(headers: &HeaderMap, tenant: &crate::scenario::Tenant) -> Vec<String> {
+    let base = wire::base_url(headers);
+    std::iter::once(&tenant.id)
+        .chain(tenant.domain.as_ref())
+        .flat_map(|t| {
+            [
+                format!("{base}/{t}/oauth2/v2.0/token"),
+                format!("{base}/{t}/v2.0"),
+            ]
+        })
+        .collect()
+}
+
+/// Issues a token for `(tenant id, client id)` and `audience`: (token, lifetime in seconds,
+/// expiry).
+pub(crate) fn issue(
+    world: &mut World,
+    scenario: &Scenario,
+    (tenant_id, client_id): (&str, &str),
+    audience: &'static str,
+    principal: Principal,
+) -> (String, u64, Timestamp) {
+    let now = world.now();
+    let lifetime = scenario.token_lifetime_seconds;
+    let access_token = format!("{}{}", scenario.token_prefix, random_chars(40));
+    let lifetime_secs = i64::try_from(lifetime).unwrap_or(i64::MAX);
+    let expires_at = now
+        .saturating_add(SignedDuration::from_secs(lifetime_secs))
+        .unwrap_or(Timestamp::MAX);
+    world.tokens.insert(
+        access_token.clone(),
+        Token {
+            client_id: client_id.to_owned(),
+            audience,
+            expires_at,
+            revoked: false,
+            principal,
+            tenant_id: tenant_id.to_owned(),
+        },
+    );
+    (access_token, lifetime, expires_at)
+}
+
 /// The token success body (reference §1.5), in the service's field order.
 #[derive(Serialize)]
 struct TokenBody {
@@ -164,6 +249,15 @@ struct TokenBody {
     expires_in: u64,
     ext_expires_in: u64,
     access_token: String,
+}
+
+/// The audience a scope or resource names, if the emulator knows it.
+pub(crate) fn audience_of_resource(resource: &str) -> Option<&'static str> {
+    let trimmed = resource.trim_end_matches('/');
+    SCOPES
+        .iter()
+        .map(|&(_, audience)| audience)
+        .find(|audience| audience.trim_end_matches('/') == trimmed)
 }
 
 /// The token error body (reference §1.6), in the service's field order.
@@ -222,7 +316,13 @@ pub(crate) fn fault_error(status: StatusCode, now: Timestamp) -> Response {
 
 /// An Entra ID error body: `error`, `error_description` (`AADSTS<code>: …`), `error_codes`,
 /// `timestamp`, `trace_id`, `correlation_id`.
-fn aad_error(now: Timestamp, status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+pub(crate) fn aad_error(
+    now: Timestamp,
+    status: StatusCode,
+    error: &str,
+    code: u32,
+    text: &str,
+) -> Response {
     let trace_id = wire::new_guid();
     let correlation_id = wire::new_guid();
     let timestamp = now.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
@@ -242,7 +342,7 @@ fn aad_error(now: Timestamp, status: StatusCode, error: &str, code: u32, text: &
     ))
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(crate) fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,

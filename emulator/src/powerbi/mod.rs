@@ -2,10 +2,12 @@
 //! dataset refresh API. This file holds what every route shares: who the caller is (a live token
 //! for the Power BI audience) and which workspaces and models that caller may reach.
 
+pub(crate) mod dataflows;
 pub(crate) mod discovery;
 pub(crate) mod enhanced;
 pub(crate) mod filter;
 pub(crate) mod refreshes;
+pub(crate) mod reports;
 
 use crate::entra::POWERBI_AUDIENCE;
 use crate::faults::bearer;

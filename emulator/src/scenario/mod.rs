@@ -5,6 +5,16 @@
 //! rejected and every error names the offending field: a typo in a scenario must fail loudly
 //! instead of silently running a different test.
 
+mod identity;
+mod items;
+
+pub use identity::{Certificate, ClientApp, FederatedCredential, ManagedIdentity, Tenant};
+pub use items::{
+    Dataflow, DataflowBehaviour, DataflowRef, FabricItem, FailureReason, Flow, FlowAction,
+    JobBehaviour, JobOutcome, Report, ReportType, SeededStatus, SeededTransaction,
+    TransactionOutcome,
+};
+
 use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -22,9 +32,29 @@ pub struct Scenario {
     /// Entra ID tenants and their app registrations.
     #[serde(default)]
     pub tenants: Vec<Tenant>,
-    /// Power BI workspaces (groups).
+    /// Managed identities served by the IMDS and App Service token endpoints.
+    #[serde(default)]
+    pub managed_identities: Vec<ManagedIdentity>,
+    /// The secret the App Service endpoint expects in `X-IDENTITY-HEADER`; absent: every call
+    /// to that endpoint is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_header: Option<String>,
+    /// Power BI workspaces (groups); the same workspaces in Fabric.
     #[serde(default)]
     pub workspaces: Vec<Workspace>,
+    /// Power Automate flows with HTTP triggers.
+    #[serde(default)]
+    pub flows: Vec<Flow>,
+    /// Fabric list page size (`continuationToken` paging).
+    #[serde(default = "default_page_size")]
+    pub fabric_page_size: usize,
+    /// Fabric refuses service principals for Dataflow jobs (every tenant).
+    #[serde(default)]
+    pub refuse_service_principals_for_dataflow_jobs: bool,
+}
+
+fn default_page_size() -> usize {
+    100
 }
 
 fn default_token_lifetime() -> u64 {
@@ -33,36 +63,6 @@ fn default_token_lifetime() -> u64 {
 
 fn default_token_prefix() -> String {
     "emu".to_owned()
-}
-
-/// An Entra ID tenant, addressable by its GUID or its domain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Tenant {
-    /// Tenant GUID.
-    pub id: String,
-    /// Tenant domain, e.g. `contoso.onmicrosoft.com`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    /// App registrations (service principals) of the tenant.
-    #[serde(default)]
-    pub clients: Vec<ClientApp>,
-}
-
-/// An app registration with one client secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ClientApp {
-    /// Application (client) id.
-    pub client_id: String,
-    /// The secret's value: the only thing accepted as `client_secret`.
-    pub secret: String,
-    /// The secret's id, a common mistake to send instead of the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_id: Option<String>,
-    /// Human-readable name, used as `configuredBy` in examples.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
 }
 
 /// A Power BI workspace.
@@ -88,9 +88,18 @@ pub struct Workspace {
     /// Semantic models in the workspace.
     #[serde(default)]
     pub datasets: Vec<Dataset>,
+    /// Power BI (Gen1) dataflows.
+    #[serde(default)]
+    pub dataflows: Vec<Dataflow>,
+    /// Reports.
+    #[serde(default)]
+    pub reports: Vec<Report>,
+    /// Fabric items other than models and reports (e.g. Dataflow Gen2).
+    #[serde(default)]
+    pub items: Vec<FabricItem>,
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -117,6 +126,9 @@ pub struct Dataset {
     /// Refreshes that happened (or are running) before the emulator started.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Gen1 dataflows the model reads (`…/datasets/upstreamDataflows`).
+    #[serde(default)]
+    pub upstream_dataflows: Vec<DataflowRef>,
 }
 
 /// How a refresh progresses and ends.
@@ -241,7 +253,7 @@ impl Scenario {
 
     /// The bundled demo scenario (`scenarios/demo.json`).
     pub fn demo() -> Scenario {
-        Scenario::from_json(include_str!("../scenarios/demo.json"))
+        Scenario::from_json(include_str!("../../scenarios/demo.json"))
             .expect("the bundled demo scenario is valid")
     }
 
@@ -250,17 +262,7 @@ impl Scenario {
         if self.token_prefix.chars().any(|c| !c.is_ascii_graphic()) {
             return Err("tokenPrefix: must be printable ASCII without spaces".to_owned());
         }
-        for (t, tenant) in self.tenants.iter().enumerate() {
-            let mut ids = HashSet::new();
-            for (c, client) in tenant.clients.iter().enumerate() {
-                if !ids.insert(client.client_id.to_ascii_lowercase()) {
-                    return Err(format!(
-                        "tenants[{t}].clients[{c}].clientId: duplicate '{}'",
-                        client.client_id
-                    ));
-                }
-            }
-        }
+        identity::validate(self)?;
         let mut workspace_ids = HashSet::new();
         let mut dataset_ids = HashSet::new();
         let mut request_ids = HashSet::new();
@@ -311,7 +313,7 @@ impl Scenario {
                 }
             }
         }
-        Ok(())
+        items::validate(self, now)
     }
 }
 
@@ -322,7 +324,7 @@ impl RefreshBehaviour {
     }
 }
 
-fn check_duration(seconds: Option<f64>) -> Result<(), String> {
+pub(crate) fn check_duration(seconds: Option<f64>) -> Result<(), String> {
     match seconds {
         Some(s) if !s.is_finite() || s < 0.0 || SignedDuration::try_from_secs_f64(s).is_err() => {
             Err(format!("must be a non-negative number of seconds, got {s}"))

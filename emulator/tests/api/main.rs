@@ -4,9 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod assertions;
 mod binary;
 mod control;
+mod dataflows;
 mod discovery;
+mod fabric;
+mod flows;
+mod managed;
 mod refreshes;
 mod support;
 mod tokens;

@@ -65,11 +65,37 @@ impl Emu {
         token: Option<&str>,
         body: Option<(&str, String)>,
     ) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        self.send_with(method, path, &headers, body).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send("GET", path, token, None).await
+    }
+
+    /// A GET with extra request headers (`name: value` lines).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send_with("GET", path, headers, None).await
+    }
+
+    /// Any request with extra headers and an optional (content type, body).
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, String)>,
+    ) -> Reply {
         let addr = self.emulator.addr();
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        if let Some(token) = token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         let body = match body {
             Some((content_type, text)) => {
@@ -84,10 +110,6 @@ impl Emu {
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.unwrap();
         parse(&raw)
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send("GET", path, token, None).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
@@ -132,7 +154,8 @@ impl Emu {
             .find(|c| c.display_name.as_deref() == Some(display_name))
             .unwrap();
         let secret_id = client.secret_id.clone().unwrap_or_default();
-        (client.client_id.clone(), client.secret.clone(), secret_id)
+        let secret = client.secret.clone().unwrap_or_default();
+        (client.client_id.clone(), secret, secret_id)
     }
 
     /// A live token of a demo client for `scope`.

@@ -1,8 +1,11 @@
 //! The control API (`/_emulator/…`): what tests and demos use to inspect and steer the emulator
-//! (reset, request log, counts, faults, clock, token revocation, refreshes, model behaviour).
+//! (reset, request log, counts, faults, clock, token revocation, refreshes, model behaviour;
+//! dataflow transactions and Fabric jobs in [`items`]).
 //!
 //! Control calls are never faulted, counted or logged, so observing the emulator does not change
 //! what it records.
+
+pub(crate) mod items;
 
 use crate::faults::{Fault, FaultSpec};
 use crate::refresh::{Ended, Refresh};
