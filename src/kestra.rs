@@ -82,12 +82,25 @@ impl Metric {
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter {
     format: LogFormat,
+    quiet: bool,
 }
 
 impl Reporter {
     /// A reporter for `format`.
     pub fn new(format: LogFormat) -> Self {
-        Reporter { format }
+        Reporter {
+            format,
+            quiet: false,
+        }
+    }
+
+    /// A reporter that prints no outputs: the sub-operations of a cascade report through their
+    /// parent's summary, not by overwriting its keys.
+    pub fn quiet(self) -> Self {
+        Reporter {
+            quiet: true,
+            ..self
+        }
     }
 
     /// The format in use.
@@ -98,7 +111,7 @@ impl Reporter {
     /// Emits outputs. Kestra merges later keys over earlier ones, so calling this early with a
     /// partial set (e.g. the request id as soon as it is known) and again at the end is safe.
     pub fn outputs(&self, outputs: &Map<String, Value>) {
-        if outputs.is_empty() {
+        if outputs.is_empty() || self.quiet {
             return;
         }
         let text = match self.format {

@@ -17,6 +17,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod fabric;
+pub mod flow_trigger;
 pub mod http;
 pub mod kestra;
 pub mod ops;
@@ -64,70 +66,99 @@ pub async fn run(args: Vec<OsString>, env: Vec<(String, String)>) -> i32 {
     let reporter = Reporter::new(format);
     let mut out = Outputs::default();
 
-    let result = match settings {
-        Ok(settings) => execute(&cli, &settings, reporter, &mut out).await,
-        Err(e) => Err((e, None)),
-    };
-    let code = match result {
-        Ok(code) => code,
-        Err((e, stats)) => {
-            out.error_code = Some(e.code());
-            out.error_message = Some(redact::scrub(&e.to_string()));
-            if out.request_id.is_none() {
-                out.request_id = e.request_id().map(String::from).filter(|_| {
-                    out.operation.is_some()
-                        && !matches!(e, Error::Rejected { .. } | Error::Gone { .. })
-                });
+    let (code, stats) = match settings {
+        Ok(settings) => {
+            redact::register(settings.secret_values());
+            for notice in &settings.notices {
+                tracing::warn!("{notice}");
             }
-            reporter.error(&redact::scrub(&e.to_string()), e.hint().as_deref());
-            if let Some(stats) = stats {
-                reporter.metrics(&metrics(&stats, &out));
-            }
-            reporter.outputs(&out.to_map());
-            return e.exit_code().code();
+            execute(&cli, &settings, reporter, &mut out).await
         }
+        Err(e) => (report(&e, &mut out, reporter), None),
     };
+    if let Some(stats) = stats {
+        reporter.metrics(&metrics(&stats, &out));
+    }
+    reporter.outputs(&out.to_map());
     code.code()
 }
 
-type Failure = (Error, Option<http::Stats>);
-
+/// Runs the task; returns the exit code and, once HTTP was set up, its counters.
 async fn execute(
     cli: &Cli,
     settings: &Settings,
     reporter: Reporter,
     out: &mut Outputs,
-) -> Result<ExitCode, Failure> {
+) -> (ExitCode, Option<http::Stats>) {
+    // Everything that can be refused before any request: the task, the profile, the store.
     let source = task::source::pick(
         cli.command.as_ref().map(|c| c.to_task()),
         cli.task_file.clone(),
         settings.task.clone(),
-    )
-    .map_err(|e| (e, None))?;
-    let task = task::load(source).map_err(|e| (e, None))?;
+    );
+    let loaded = match source.and_then(task::load_with_json) {
+        Ok(loaded) => loaded,
+        Err(e) => return (report(&e, out, reporter), None),
+    };
+    let (task, task_json) = loaded;
     out.operation = Some(task.operation());
-    out.profile = Some(task.profile().to_string());
-    let profile = settings.profile(task.profile()).map_err(|e| (e, None))?;
-    redact::register(settings.secret_values());
-
-    let http = http::Http::new(settings.http).map_err(|e| (e, None))?;
-    let auth = auth::Auth::new(&http, &settings.endpoints.authority);
+    out.profile = task.profile().map(String::from);
+    if let Some(name) = task.profile() {
+        if let Err(e) = settings.profile(name) {
+            return (report(&e, out, reporter), None);
+        }
+    }
+    let store = match ops::record::open_store(&settings.store).await {
+        Ok(store) => store,
+        Err(e) => return (report(&e, out, reporter), None),
+    };
+    let recorder =
+        match ops::Recorder::start(store.as_ref(), &task, Some(task_json), settings).await {
+            Ok(r) => r,
+            Err(e) => return (report(&e, out, reporter), None),
+        };
+    out.operation_id = recorder.id();
+    let http = match http::Http::new(settings.http) {
+        Ok(h) => h,
+        Err(e) => return (report(&e, out, reporter), None),
+    };
+    let legacy = settings
+        .store
+        .legacy_table
+        .clone()
+        .map(|table| auth::LegacyTable {
+            table,
+            max_length: settings.store.legacy_max_length,
+        });
+    let auth = auth::Auth::new(&http, &settings.endpoints.authority, store.as_ref(), legacy);
     let ctx = ops::Context {
         settings,
         http: &http,
         auth: &auth,
         reporter,
+        store: store.as_ref(),
+        recorder: &recorder,
     };
-    let result = ops::run(&ctx, &task, &profile, out).await;
-    let stats = http.stats();
-    match result {
-        Ok(code) => {
-            reporter.metrics(&metrics(&stats, out));
-            reporter.outputs(&out.to_map());
-            Ok(code)
-        }
-        Err(e) => Err((e, Some(stats))),
+
+    let result = ops::run(&ctx, &task, out).await;
+    let (mut code, error) = match result {
+        Ok(code) => (code, None),
+        Err(e) => (report(&e, out, reporter), Some(e)),
+    };
+    if let Err(e) = recorder.finish(out, code, error.as_ref()).await {
+        reporter.error(&redact::scrub(&e.to_string()), e.hint().as_deref());
+        code = ExitCode::Store;
     }
+    (code, Some(http.stats()))
+}
+
+/// Reports an error once: the error line with its hint, and the error outputs.
+fn report(e: &Error, out: &mut Outputs, reporter: Reporter) -> ExitCode {
+    let message = redact::scrub(&e.to_string());
+    out.error_code = Some(e.code());
+    out.error_message = Some(message.clone());
+    reporter.error(&message, e.hint().as_deref());
+    e.exit_code()
 }
 
 fn log_format(cli: &Cli, settings: Option<&Settings>) -> LogFormat {

@@ -38,6 +38,8 @@ pub enum Poll<T> {
     Done(T),
     /// Still running.
     Running,
+    /// Still running, and the service asks not to be asked again for this long (`Retry-After`).
+    RunningFor(Duration),
     /// The service does not (yet) know the id.
     Missing,
 }
@@ -76,14 +78,19 @@ where
         return Ok(Waited::TimedOut);
     }
     loop {
+        let mut at_least = Duration::ZERO;
         match poll().await? {
             Poll::Done(t) => return Ok(Waited::Done(t)),
             Poll::Running => seen = true,
+            Poll::RunningFor(d) => {
+                seen = true;
+                at_least = d;
+            }
             Poll::Missing if !seen && start.elapsed() >= grace => return Ok(Waited::Dropped),
             Poll::Missing => {}
         }
         n += 1;
-        if !sleep_before_deadline(policy.delay(n, jitter()), deadline).await {
+        if !sleep_before_deadline(policy.delay(n, jitter()).max(at_least), deadline).await {
             return Ok(Waited::TimedOut);
         }
     }
@@ -192,6 +199,37 @@ mod tests {
         assert_eq!(result, Waited::Dropped);
         assert!(
             start.elapsed() >= Duration::from_secs(30) && start.elapsed() < Duration::from_secs(60)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_from_the_service_stretches_the_next_interval() {
+        let polls = Cell::new(0u32);
+        let start = Instant::now();
+        let result = until_done(
+            POLICY,
+            Duration::from_secs(3600),
+            Duration::from_secs(30),
+            true,
+            || {
+                polls.set(polls.get() + 1);
+                let n = polls.get();
+                async move {
+                    Ok::<_, Error>(if n == 1 {
+                        Poll::RunningFor(Duration::from_secs(120))
+                    } else {
+                        Poll::Done(n)
+                    })
+                }
+            },
+        )
+        .await
+        .expect("no error");
+        assert_eq!(result, Waited::Done(2));
+        assert!(
+            start.elapsed() >= Duration::from_secs(120),
+            "waited {:?}",
+            start.elapsed()
         );
     }
 

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use crate::error::{Error, ServiceError};
 use crate::http::{Http, Retry};
 use crate::settings::{Credential, Profile, profile_var};
+use crate::store::{NewToken, Store};
 
 /// The APIs a token can be for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,15 +85,58 @@ pub struct Token {
     pub lifetime: Duration,
 }
 
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// This run's cache.
+    Memory,
+    /// The token store: another run acquired it and it stays valid long enough.
+    Store,
+    /// Entra ID (or the managed identity endpoint), just now.
+    Acquired,
+}
+
+impl Source {
+    /// The name used in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Memory | Source::Store => "store",
+            Source::Acquired => "acquired",
+        }
+    }
+}
+
+/// A usable token with its expiry and origin.
+pub struct Issued {
+    /// The token.
+    pub secret: SecretString,
+    /// When it expires.
+    pub expires_at: jiff::Timestamp,
+    /// Where it came from.
+    pub source: Source,
+}
+
 struct Cached {
     token: SecretString,
     renew_at: Instant,
+    expires_at: jiff::Timestamp,
 }
 
-/// Acquires and caches tokens.
+/// Also append new Power BI tokens to the team's former table (`PBIOPS_LEGACY_TOKEN_TABLE`).
+#[derive(Debug, Clone)]
+pub struct LegacyTable {
+    /// `schema.table`.
+    pub table: String,
+    /// Its `bearerToken` column size.
+    pub max_length: usize,
+}
+
+/// Acquires and caches tokens, sharing them with other runs through the store.
 pub struct Auth<'a> {
     http: &'a Http,
     authority: String,
+    store: Option<&'a Store>,
+    legacy: Option<LegacyTable>,
     cache: Mutex<HashMap<(String, Resource), Cached>>,
 }
 
@@ -118,48 +162,147 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 impl<'a> Auth<'a> {
-    /// Tokens from `authority` (e.g. `https://login.microsoftonline.com`).
-    pub fn new(http: &'a Http, authority: &str) -> Self {
+    /// Tokens from `authority` (e.g. `https://login.microsoftonline.com`), shared through `store`.
+    pub fn new(
+        http: &'a Http,
+        authority: &str,
+        store: Option<&'a Store>,
+        legacy: Option<LegacyTable>,
+    ) -> Self {
         Auth {
             http,
             authority: authority.to_string(),
+            store,
+            legacy,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A token for `resource` as `profile`, from the cache while it stays valid.
+    /// A token for `resource` as `profile`: from this run's cache or the store while it stays
+    /// valid for [`RENEW_BEFORE`], else a new one (which is then stored).
     pub async fn token(
         &self,
         profile: &Profile,
         resource: Resource,
     ) -> Result<SecretString, Error> {
-        let key = (profile.name.clone(), resource);
-        let cached = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).map(|c| (c.token.clone(), c.renew_at)));
-        if let Some((token, renew_at)) = cached {
-            if Instant::now() < renew_at {
-                return Ok(token);
-            }
-            tracing::info!(profile = %profile.name, resource = resource.name(), "renewing the access token before it expires");
-        }
-        let token = self.acquire(profile, resource).await?;
-        self.remember(profile, resource, &token);
-        Ok(token.secret)
+        Ok(self.issue(profile, resource).await?.secret)
     }
 
-    /// Puts a token obtained elsewhere (the token store) in the cache.
+    /// Like [`Auth::token`], with the expiry and where the token came from.
+    pub async fn issue(&self, profile: &Profile, resource: Resource) -> Result<Issued, Error> {
+        let key = (profile.name.clone(), resource);
+        let cached = self.cache.lock().ok().and_then(|c| {
+            c.get(&key)
+                .map(|c| (c.token.clone(), c.renew_at, c.expires_at))
+        });
+        match cached {
+            Some((secret, renew_at, expires_at)) if Instant::now() < renew_at => {
+                return Ok(Issued {
+                    secret,
+                    expires_at,
+                    source: Source::Memory,
+                });
+            }
+            Some(_) => {
+                tracing::info!(profile = %profile.name, resource = resource.name(), "renewing the access token before it expires")
+            }
+            None => {
+                if let Some(issued) = self.stored(profile, resource).await? {
+                    return Ok(issued);
+                }
+            }
+        }
+        let token = self.acquire(profile, resource).await?;
+        self.keep(profile, resource, &token).await
+    }
+
+    /// A stored token of this very principal that stays valid long enough.
+    async fn stored(&self, profile: &Profile, resource: Resource) -> Result<Option<Issued>, Error> {
+        let Some(store) = self.store else {
+            return Ok(None);
+        };
+        let Some(row) = store.token(&profile.name, resource.name()).await? else {
+            return Ok(None);
+        };
+        // A row written under other credentials (the profile was re-pointed) is not ours.
+        if row.client_id != profile.client_id || row.tenant_id != profile.tenant_id {
+            return Ok(None);
+        }
+        let remaining = row.expires_at.duration_since(jiff::Timestamp::now());
+        let Ok(remaining) = Duration::try_from(remaining) else {
+            return Ok(None);
+        };
+        if remaining <= RENEW_BEFORE {
+            return Ok(None);
+        }
+        let token = Token {
+            secret: row.access_token,
+            lifetime: remaining,
+        };
+        self.remember(profile, resource, &token);
+        Ok(Some(Issued {
+            secret: token.secret,
+            expires_at: row.expires_at,
+            source: Source::Store,
+        }))
+    }
+
+    /// Caches a new token, writes it to the store (and the legacy table for Power BI).
+    pub async fn keep(
+        &self,
+        profile: &Profile,
+        resource: Resource,
+        token: &Token,
+    ) -> Result<Issued, Error> {
+        let acquired_at = jiff::Timestamp::now();
+        let expires_at =
+            acquired_at + jiff::SignedDuration::try_from(token.lifetime).unwrap_or_default();
+        self.remember(profile, resource, token);
+        if let Some(store) = self.store {
+            store
+                .put_token(&NewToken {
+                    profile: profile.name.clone(),
+                    resource: resource.name().to_string(),
+                    tenant_id: profile.tenant_id.clone(),
+                    client_id: profile.client_id.clone(),
+                    access_token: token.secret.clone(),
+                    expires_at,
+                    acquired_at,
+                })
+                .await?;
+            if let (Some(legacy), Resource::PowerBi) = (&self.legacy, resource) {
+                store
+                    .append_legacy_token(
+                        &legacy.table,
+                        &token.secret,
+                        acquired_at,
+                        expires_at,
+                        "powerbi",
+                        legacy.max_length,
+                    )
+                    .await?;
+            }
+        }
+        Ok(Issued {
+            secret: token.secret.clone(),
+            expires_at,
+            source: Source::Acquired,
+        })
+    }
+
+    /// Puts a token in this run's cache.
     pub fn remember(&self, profile: &Profile, resource: Resource, token: &Token) {
         let margin = RENEW_BEFORE.min(token.lifetime / 5);
         let renew_at = Instant::now() + token.lifetime.saturating_sub(margin);
+        let expires_at = jiff::Timestamp::now()
+            + jiff::SignedDuration::try_from(token.lifetime).unwrap_or_default();
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(
                 (profile.name.clone(), resource),
                 Cached {
                     token: token.secret.clone(),
                     renew_at,
+                    expires_at,
                 },
             );
         }
@@ -373,7 +516,7 @@ mod tests {
             budget: Duration::from_secs(1),
         })
         .expect("client");
-        let auth = Auth::new(&http, "http://127.0.0.1:9");
+        let auth = Auth::new(&http, "http://127.0.0.1:9", None, None);
         let p = profile();
         auth.remember(
             &p,

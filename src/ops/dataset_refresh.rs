@@ -10,12 +10,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::outputs::{self, Outputs, Status};
-use super::{Context, is_enhanced, resolve_target, running_refresh};
+use super::{Context, Running, if_running, is_enhanced, resolve_target, running_refresh};
 use crate::error::{Error, ExitCode, ServiceError};
 use crate::powerbi::wire::{self, Dataset, Group, Refresh, RefreshDetail};
 use crate::powerbi::{PowerBi, Trigger};
 use crate::settings::Profile;
-use crate::task::{IfRunning, OnTimeout, RefreshBody, RefreshTask};
+use crate::task::{OnTimeout, RefreshBody, RefreshTask};
 use crate::wait::{self, Poll, PollPolicy, Waited};
 
 /// How many times a trigger is attempted when its outcome stays ambiguous.
@@ -52,6 +52,10 @@ pub(super) async fn run(
         dataset: &dataset,
     };
 
+    if let Some((id, enhanced)) = reattach(ctx, &target, task, &profile.name).await? {
+        out.attached = Some(true);
+        return follow(ctx, &target, task, &id, enhanced, true, out).await;
+    }
     if let Some(running) = running_refresh(&pbi, &group, &dataset).await? {
         return on_running(ctx, &target, task, running, out).await;
     }
@@ -63,6 +67,57 @@ pub(super) async fn run(
         }
         Started::Running(running) => on_running(ctx, &target, task, running, out).await,
     }
+}
+
+/// Durable reattach: an earlier run of this task (a Kestra retry after its worker died) left
+/// a `Running` row with a request id; if that refresh is still known to the service, follow it
+/// instead of triggering another. The earlier row is closed as `Abandoned`.
+async fn reattach(
+    ctx: &Context<'_>,
+    t: &Target<'_>,
+    task: &RefreshTask,
+    profile: &str,
+) -> Result<Option<(String, bool)>, Error> {
+    let Some(store) = ctx.store else {
+        return Ok(None);
+    };
+    let Some(row) = store
+        .running_operation("dataset.refresh", profile, &t.dataset.id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(request_id) = row.request_id.clone() else {
+        return Ok(None);
+    };
+    let window = jiff::SignedDuration::try_from(task.wait.timeout).unwrap_or_default();
+    if Some(row.id) == ctx.recorder.id() || row.started_at < Timestamp::now() - window {
+        return Ok(None);
+    }
+    // Enhanced refreshes answer by id even while the history lags; standard ones only in the history.
+    let enhanced = match t
+        .pbi
+        .refresh_details(&t.group.id, &t.dataset.id, &request_id)
+        .await
+    {
+        Ok(Some(_)) => true,
+        _ => {
+            let history = t
+                .pbi
+                .refresh_history(&t.group.id, &t.dataset.id, 20)
+                .await?;
+            if !history
+                .iter()
+                .any(|r| r.request_id.as_deref() == Some(request_id.as_str()))
+            {
+                return Ok(None);
+            }
+            false
+        }
+    };
+    tracing::info!(request_id = %request_id, "operation {} (started {}) was following this refresh when it stopped; reattaching", row.id, row.started_at);
+    store.abandon_operation(row.id, ctx.recorder.id()).await?;
+    Ok(Some((request_id, enhanced)))
 }
 
 struct Target<'a> {
@@ -146,38 +201,16 @@ async fn on_running(
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
     let id = running.request_id.clone().unwrap_or_default();
-    out.request_id = Some(id.clone());
-    let started = running
-        .start_time
-        .as_deref()
-        .map(outputs::utc)
-        .unwrap_or_else(|| "an unknown time".into());
-    match task.if_running {
-        IfRunning::Skip => {
-            tracing::info!(request_id = %id, "a refresh started at {started} is already running; skipping (ifRunning: skip)");
-            out.status = Some(Status::Skipped);
-            out.attached = Some(false);
-            Ok(ExitCode::Success)
-        }
-        IfRunning::Fail => Err(Error::Rejected {
-            action: format!(
-                "trigger a refresh of semantic model {} ({})",
-                t.dataset.name, t.dataset.id
-            ),
-            service: ServiceError {
-                code: Some("RefreshAlreadyRunning".into()),
-                message: Some(format!(
-                    "refresh {id}, started at {started}, is still running"
-                )),
-                ..Default::default()
-            },
-            help: Some("use ifRunning: attach to wait for it, or skip to leave it alone".into()),
-        }),
-        IfRunning::Attach => {
-            tracing::info!(request_id = %id, "a refresh started at {started} is already running; attaching to it");
-            out.attached = Some(true);
-            follow(ctx, t, task, &id, is_enhanced(&running), true, out).await
-        }
+    let what = format!("semantic model {} ({})", t.dataset.name, t.dataset.id);
+    match if_running(
+        task.if_running,
+        &what,
+        &id,
+        running.start_time.as_deref(),
+        out,
+    )? {
+        Running::Skip => Ok(ExitCode::Success),
+        Running::Attach => follow(ctx, t, task, &id, is_enhanced(&running), true, out).await,
     }
 }
 
@@ -248,6 +281,7 @@ async fn follow(
     out.request_id = Some(id.to_string());
     out.refresh_type = Some(if enhanced { "Enhanced" } else { "Standard" });
     ctx.reporter.outputs(&out.to_map());
+    ctx.recorder.progress(out).await;
     if !task.wait.wait {
         out.status = Some(Status::Triggered);
         return Ok(ExitCode::Success);

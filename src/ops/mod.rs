@@ -4,10 +4,20 @@
 //! not an error) or an [`Error`]. Either way the outputs gathered so far are printed, so a flow
 //! always learns the ids that were resolved and the request id that was started.
 
+mod credentials_check;
+mod dataflow_gen1;
+mod dataflow_gen2;
+mod dataflow_refresh;
 mod dataset_cancel;
 mod dataset_refresh;
 mod dataset_status;
+mod flow_trigger;
+mod history;
+mod inventory;
 pub mod outputs;
+pub mod record;
+mod report_refresh;
+mod tokens;
 
 use crate::auth::Auth;
 use crate::error::{Error, ExitCode};
@@ -17,8 +27,12 @@ use crate::powerbi::PowerBi;
 use crate::powerbi::wire::{Dataset, Group, Refresh};
 use crate::resolve;
 use crate::settings::{Profile, Settings};
-use crate::task::{DatasetTarget, Task};
+use crate::task::{DatasetTarget, IfRunning, Task};
+pub use credentials_check::ProfileCheck;
+pub use dataflow_refresh::CascadeTarget;
 pub use outputs::{Outputs, Status};
+pub use record::Recorder;
+pub use tokens::TokenResult;
 
 /// What every operation works with.
 pub struct Context<'a> {
@@ -30,6 +44,10 @@ pub struct Context<'a> {
     pub auth: &'a Auth<'a>,
     /// Where outputs go (for the early `requestId`).
     pub reporter: Reporter,
+    /// The store, when there is one.
+    pub store: Option<&'a crate::store::Store>,
+    /// This operation's row.
+    pub recorder: &'a Recorder<'a>,
 }
 
 impl Context<'_> {
@@ -44,17 +62,21 @@ impl Context<'_> {
     }
 }
 
-/// Runs `task` with `profile` (already checked), filling `out`.
-pub async fn run(
-    ctx: &Context<'_>,
-    task: &Task,
-    profile: &Profile,
-    out: &mut Outputs,
-) -> Result<ExitCode, Error> {
+/// Runs `task`, filling `out`.
+pub async fn run(ctx: &Context<'_>, task: &Task, out: &mut Outputs) -> Result<ExitCode, Error> {
+    let profile = || ctx.settings.profile(task.profile().unwrap_or("default"));
     match task {
-        Task::DatasetRefresh(t) => dataset_refresh::run(ctx, profile, t, out).await,
-        Task::DatasetCancel(t) => dataset_cancel::run(ctx, profile, t, out).await,
-        Task::DatasetStatus(t) => dataset_status::run(ctx, profile, t, out).await,
+        Task::DatasetRefresh(t) => dataset_refresh::run(ctx, &profile()?, t, out).await,
+        Task::DatasetCancel(t) => dataset_cancel::run(ctx, &profile()?, t, out).await,
+        Task::DatasetStatus(t) => dataset_status::run(ctx, &profile()?, t, out).await,
+        Task::TokenGet(t) => tokens::get(ctx, t, out).await,
+        Task::TokenRefresh(t) => tokens::refresh(ctx, t, out).await,
+        Task::CredentialsCheck(t) => credentials_check::run(ctx, t, out).await,
+        Task::History(t) => history::run(ctx, t, out).await,
+        Task::DataflowRefresh(t) => dataflow_refresh::run(ctx, &profile()?, t, out).await,
+        Task::FlowTrigger(t) => flow_trigger::run(ctx, &profile()?, t, out).await,
+        Task::ReportRefresh(t) => report_refresh::run(ctx, &profile()?, t, out).await,
+        Task::Inventory(t) => inventory::run(ctx, &profile()?, t, out).await,
     }
 }
 
@@ -86,6 +108,52 @@ async fn running_refresh(
             && outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref()).is_none()
             && r.request_id.is_some()
     }))
+}
+
+/// What to do about a refresh that is already running, once `ifRunning` has been applied.
+pub(crate) enum Running {
+    /// Wait for it.
+    Attach,
+    /// Leave it; the outputs say `Skipped`.
+    Skip,
+}
+
+/// Applies `ifRunning` to the running refresh `id` of `what` (e.g. `semantic model Sales`).
+pub(crate) fn if_running(
+    policy: IfRunning,
+    what: &str,
+    id: &str,
+    started: Option<&str>,
+    out: &mut Outputs,
+) -> Result<Running, Error> {
+    out.request_id = Some(id.to_string());
+    let started = started
+        .map(outputs::utc)
+        .unwrap_or_else(|| "an unknown time".into());
+    match policy {
+        IfRunning::Skip => {
+            tracing::info!(request_id = %id, "a refresh of {what} started at {started} is already running; skipping (ifRunning: skip)");
+            out.status = Some(Status::Skipped);
+            out.attached = Some(false);
+            Ok(Running::Skip)
+        }
+        IfRunning::Fail => Err(Error::Rejected {
+            action: format!("trigger a refresh of {what}"),
+            service: crate::error::ServiceError {
+                code: Some("RefreshAlreadyRunning".into()),
+                message: Some(format!(
+                    "refresh {id}, started at {started}, is still running"
+                )),
+                ..Default::default()
+            },
+            help: Some("use ifRunning: attach to wait for it, or skip to leave it alone".into()),
+        }),
+        IfRunning::Attach => {
+            tracing::info!(request_id = %id, "a refresh of {what} started at {started} is already running; attaching to it");
+            out.attached = Some(true);
+            Ok(Running::Attach)
+        }
+    }
 }
 
 /// Whether a history entry is an enhanced refresh (execution details and cancel work only then).

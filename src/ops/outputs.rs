@@ -102,6 +102,69 @@ pub struct Outputs {
     /// `dataset.status` with `maxAge`: whether the data is fresh enough.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fresh: Option<bool>,
+    /// `token.get`: the resource (`powerbi`, `fabric`, `flow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<&'static str>,
+    /// `token.get`: when the token expires (UTC). Never the token itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<String>,
+    /// `token.get`: `store` (a stored token still valid) or `acquired` (a new one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_source: Option<&'static str>,
+    /// `token.refresh`: one entry per (profile, resource).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<crate::ops::TokenResult>>,
+    /// `credentials.check`: one entry per profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<crate::ops::ProfileCheck>>,
+    /// `token.refresh`: tokens renewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<usize>,
+    /// `credentials.check`: profiles checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked: Option<usize>,
+    /// `token.refresh` / `credentials.check`: how many failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<usize>,
+    /// `history`: rows found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// `history`: rows by status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_status: Option<std::collections::BTreeMap<String, usize>>,
+    /// `history`: the JSON file written (for Kestra's `outputFiles`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Dataflows: 1 (Power BI) or 2 (Fabric Dataflow Gen2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u8>,
+    /// Dataflow id (Gen1 `objectId`, or the Fabric item id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataflow_id: Option<String>,
+    /// Dataflow name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataflow_name: Option<String>,
+    /// `report.refresh`: the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_id: Option<String>,
+    /// `report.refresh`: the report's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_name: Option<String>,
+    /// `flow.trigger`: the flow's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// `flow.trigger`: `x-ms-workflow-run-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// `dataflow.refresh` with `then: downstream`: one entry per model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<crate::ops::CascadeTarget>>,
+    /// `inventory`: how many of each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<std::collections::BTreeMap<String, usize>>,
+    /// The operation's row in the store (`pbiops_operations.id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<i64>,
 }
 
 impl Outputs {

@@ -5,6 +5,8 @@
 //! usual causes: the service principal is not a workspace member, or the tenant setting that
 //! lets service principals use the APIs is off.
 
+pub mod dataflows;
+pub mod reports;
 pub mod wire;
 
 use reqwest::Method;

@@ -175,6 +175,8 @@ pub struct Settings {
     pub notices: Vec<String>,
     managed_identity: ManagedIdentityEndpoint,
     profiles: profiles::RawProfiles,
+    /// `PBIOPS_FLOW_<NAME>_URL` by lowercase name.
+    flows: std::collections::BTreeMap<String, (String, SecretString)>,
 }
 
 impl Settings {
@@ -197,8 +199,28 @@ impl Settings {
 
         let mut notices = Vec::new();
         let mut profiles = profiles::RawProfiles::new();
+        let mut flows = std::collections::BTreeMap::new();
         for (key, value) in &vars {
-            if let Some(split) = profiles::split_profile_var(key) {
+            if let Some(name) = key
+                .strip_prefix("PBIOPS_FLOW_")
+                .and_then(|r| r.strip_suffix("_URL"))
+            {
+                let url = url::Url::parse(value).map_err(|_| {
+                    Error::setting(key, "is not a URL", "copy the trigger's HTTP POST URL")
+                })?;
+                let loopback = url.scheme() == "http" && is_loopback(&url);
+                if url.scheme() != "https" && !loopback {
+                    return Err(Error::setting(
+                        key,
+                        "must be an https:// URL",
+                        "copy the trigger's HTTP POST URL",
+                    ));
+                }
+                flows.insert(
+                    name.to_ascii_lowercase(),
+                    (key.clone(), SecretString::from(value.clone())),
+                );
+            } else if let Some(split) = profiles::split_profile_var(key) {
                 let (name, field) = split?;
                 profiles
                     .entry(name)
@@ -282,12 +304,26 @@ impl Settings {
             notices,
             managed_identity,
             profiles,
+            flows,
         })
     }
 
     /// Profile `name`, checked: complete and not contradictory, or an error naming the variable.
     pub fn profile(&self, name: &str) -> Result<Profile, Error> {
         profiles::build(name, &self.profiles, &self.managed_identity)
+    }
+
+    /// Flow `name`'s trigger URL and the variable it came from.
+    pub fn flow_url(&self, name: &str) -> Result<(String, SecretString), Error> {
+        self.flows.get(name).cloned().ok_or_else(|| {
+            let var = format!("PBIOPS_FLOW_{}_URL", name.to_ascii_uppercase());
+            let known: Vec<&str> = self.flows.keys().map(String::as_str).collect();
+            Error::setting(
+                &var,
+                "is not set",
+                format!("set it to the flow trigger's HTTP POST URL (from Kestra's secret()); configured flows: {}", if known.is_empty() { "none".into() } else { known.join(", ") }),
+            )
+        })
     }
 
     /// The names of every configured profile.
@@ -319,6 +355,9 @@ impl Settings {
         }
         if let ManagedIdentityEndpoint::AppService { header, .. } = &self.managed_identity {
             values.push(header.expose_secret().to_string());
+        }
+        for (_, url) in self.flows.values() {
+            values.push(url.expose_secret().to_string());
         }
         values
     }

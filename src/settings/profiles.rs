@@ -286,7 +286,16 @@ fn certificate(
         });
     }
     let variable = var("CERTIFICATE");
-    let text = get("CERTIFICATE").unwrap_or_default();
+    let Some(text) = get("CERTIFICATE") else {
+        return Err(Error::setting(
+            var("CERTIFICATE_PATH"),
+            "is not set",
+            format!(
+                "a certificate profile needs {} (a PEM file) or {variable}",
+                var("CERTIFICATE_PATH")
+            ),
+        ));
+    };
     let pem = if text.contains("-----BEGIN") {
         text
     } else {

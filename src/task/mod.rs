@@ -9,16 +9,30 @@ pub mod duration;
 pub mod raw;
 pub mod source;
 mod validate;
+mod validate_admin;
+mod validate_items;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use source::{Source, load};
+pub use source::{Source, load, load_with_json};
 pub use validate::validate;
 
 /// The names of the operations this build performs.
-pub const OPERATIONS: &[&str] = &["dataset.refresh", "dataset.cancel", "dataset.status"];
+pub const OPERATIONS: &[&str] = &[
+    "dataset.refresh",
+    "dataset.cancel",
+    "dataset.status",
+    "token.get",
+    "token.refresh",
+    "credentials.check",
+    "history",
+    "dataflow.refresh",
+    "flow.trigger",
+    "report.refresh",
+    "inventory",
+];
 
 /// One validated task.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +43,22 @@ pub enum Task {
     DatasetCancel(CancelTask),
     /// Report the latest refresh, optionally as a freshness gate.
     DatasetStatus(StatusTask),
+    /// Get a token (from the store while it stays valid), output its expiry.
+    TokenGet(TokenGetTask),
+    /// Renew every stored or configured token expiring soon.
+    TokenRefresh(TokenRefreshTask),
+    /// Check every profile end to end.
+    CredentialsCheck(CredentialsCheckTask),
+    /// Query the operation log.
+    History(HistoryTask),
+    /// Refresh a Gen1 or Gen2 dataflow (and, optionally, the models that read it).
+    DataflowRefresh(DataflowRefreshTask),
+    /// Call a Power Automate / Logic Apps HTTP trigger (and optionally follow its dataflow).
+    FlowTrigger(FlowTriggerTask),
+    /// Refresh the semantic model behind a report.
+    ReportRefresh(ReportRefreshTask),
+    /// List workspaces, models, dataflows, reports and their lineage.
+    Inventory(InventoryTask),
 }
 
 impl Task {
@@ -38,15 +68,29 @@ impl Task {
             Task::DatasetRefresh(_) => "dataset.refresh",
             Task::DatasetCancel(_) => "dataset.cancel",
             Task::DatasetStatus(_) => "dataset.status",
+            Task::TokenGet(_) => "token.get",
+            Task::TokenRefresh(_) => "token.refresh",
+            Task::CredentialsCheck(_) => "credentials.check",
+            Task::History(_) => "history",
+            Task::DataflowRefresh(_) => "dataflow.refresh",
+            Task::FlowTrigger(_) => "flow.trigger",
+            Task::ReportRefresh(_) => "report.refresh",
+            Task::Inventory(_) => "inventory",
         }
     }
 
-    /// The profile whose credentials the task uses.
-    pub fn profile(&self) -> &str {
+    /// The one profile whose credentials the task uses; `None` for tasks over many profiles.
+    pub fn profile(&self) -> Option<&str> {
         match self {
-            Task::DatasetRefresh(t) => &t.target.profile,
-            Task::DatasetCancel(t) => &t.target.profile,
-            Task::DatasetStatus(t) => &t.target.profile,
+            Task::DatasetRefresh(t) => Some(&t.target.profile),
+            Task::DatasetCancel(t) => Some(&t.target.profile),
+            Task::DatasetStatus(t) => Some(&t.target.profile),
+            Task::TokenGet(t) => Some(&t.profile),
+            Task::DataflowRefresh(t) => Some(&t.profile),
+            Task::FlowTrigger(t) => Some(&t.profile),
+            Task::ReportRefresh(t) => Some(&t.refresh.target.profile),
+            Task::Inventory(t) => Some(&t.profile),
+            Task::TokenRefresh(_) | Task::CredentialsCheck(_) | Task::History(_) => None,
         }
     }
 }
@@ -180,4 +224,116 @@ pub struct StatusTask {
     pub target: DatasetTarget,
     /// When set, the run is a freshness gate: older data, or a failed latest refresh, exits 1.
     pub max_age: Option<Duration>,
+}
+
+/// A `token.get` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGetTask {
+    /// Profile name.
+    pub profile: String,
+    /// The API the token is for.
+    pub resource: crate::auth::Resource,
+}
+
+/// A `token.refresh` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRefreshTask {
+    /// Renew tokens expiring within this.
+    pub within: Duration,
+    /// Which resources (default Power BI and Fabric).
+    pub resources: Vec<crate::auth::Resource>,
+    /// Which profiles (default: every configured one).
+    pub profiles: Option<Vec<String>>,
+}
+
+/// A `credentials.check` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsCheckTask {
+    /// Which profiles (default: every configured one).
+    pub profiles: Option<Vec<String>>,
+}
+
+/// A `history` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryTask {
+    /// Only this operation.
+    pub operation: Option<String>,
+    /// Only this normalized status.
+    pub status: Option<String>,
+    /// Only this profile.
+    pub profile: Option<String>,
+    /// Only rows whose workspace or item id or name matches (case-insensitive).
+    pub target: Option<String>,
+    /// Only operations started within this long ago.
+    pub since: Option<Duration>,
+    /// At most this many rows, newest first.
+    pub limit: u32,
+    /// Where the JSON file goes (for Kestra's `outputFiles`).
+    pub output_file: std::path::PathBuf,
+}
+
+/// A `dataflow.refresh` task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataflowRefreshTask {
+    /// Profile name.
+    pub profile: String,
+    /// Workspace name or id.
+    pub workspace: String,
+    /// Dataflow name or id.
+    pub dataflow: String,
+    /// 1 (Power BI) or 2 (Fabric); detected by name when absent.
+    pub generation: Option<u8>,
+    /// Wait bounds.
+    pub wait: WaitOptions,
+    /// Single-flight policy.
+    pub if_running: IfRunning,
+    /// Timeout policy.
+    pub on_timeout: OnTimeout,
+    /// Gen1: `NoNotification` (default) or `MailOnFailure`.
+    pub notify_option: String,
+    /// Gen1: `default` or `processFull`.
+    pub process_type: Option<String>,
+    /// Gen2: `ApplyChangesIfNeeded` or `SkipApplyChanges`.
+    pub execute_option: Option<String>,
+    /// `then: downstream`: refresh the models reading the dataflow, this many at a time.
+    pub downstream: Option<usize>,
+    /// Where the cascade's per-target file goes.
+    pub output_file: std::path::PathBuf,
+}
+
+/// A `flow.trigger` task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowTriggerTask {
+    /// Profile (for `monitor`).
+    pub profile: String,
+    /// The flow's name: its URL is `PBIOPS_FLOW_<NAME>_URL`.
+    pub flow: String,
+    /// The JSON body to post.
+    pub body: serde_json::Value,
+    /// The Gen1 dataflow the flow refreshes, to report the refresh's real outcome.
+    pub monitor: Option<(String, String)>,
+    /// Wait bounds (with `monitor`).
+    pub wait: WaitOptions,
+    /// Timeout policy (with `monitor`).
+    pub on_timeout: OnTimeout,
+}
+
+/// A `report.refresh` task: the report, then a `dataset.refresh` of its model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRefreshTask {
+    /// Report name or id (in `refresh.target.workspace`).
+    pub report: String,
+    /// The refresh; its target's `dataset` is filled in once the report is resolved.
+    pub refresh: RefreshTask,
+}
+
+/// An `inventory` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryTask {
+    /// Profile name.
+    pub profile: String,
+    /// Only these workspaces (names or ids); all visible ones when absent.
+    pub workspace: Option<String>,
+    /// Where `inventory.json` goes.
+    pub output_file: std::path::PathBuf,
 }

@@ -30,6 +30,44 @@ pub struct RawTask {
     pub grace: Option<Value>,
     pub request_id: Option<String>,
     pub max_age: Option<Value>,
+    pub resource: Option<String>,
+    pub resources: Option<Vec<String>>,
+    pub profiles: Option<Vec<String>>,
+    pub within: Option<Value>,
+    pub filter: Option<RawFilter>,
+    pub limit: Option<u32>,
+    pub output_file: Option<String>,
+    pub dataflow: Option<String>,
+    pub generation: Option<u8>,
+    pub process_type: Option<String>,
+    pub execute_option: Option<String>,
+    pub then: Option<String>,
+    pub max_parallel: Option<usize>,
+    pub flow: Option<String>,
+    pub body: Option<Value>,
+    pub monitor: Option<RawMonitor>,
+    pub report: Option<String>,
+}
+
+/// `flow.trigger`'s `monitor`: the Gen1 dataflow the flow refreshes.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMonitor {
+    pub workspace: String,
+    pub dataflow: String,
+}
+
+/// `history`'s filter.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawFilter {
+    pub operation: Option<String>,
+    pub status: Option<String>,
+    pub profile: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<Value>,
 }
 
 /// The enhanced refresh body as written.
@@ -88,6 +126,23 @@ impl RawTask {
         add("grace", self.grace.is_some());
         add("requestId", self.request_id.is_some());
         add("maxAge", self.max_age.is_some());
+        add("resource", self.resource.is_some());
+        add("resources", self.resources.is_some());
+        add("profiles", self.profiles.is_some());
+        add("within", self.within.is_some());
+        add("filter", self.filter.is_some());
+        add("limit", self.limit.is_some());
+        add("outputFile", self.output_file.is_some());
+        add("dataflow", self.dataflow.is_some());
+        add("generation", self.generation.is_some());
+        add("processType", self.process_type.is_some());
+        add("executeOption", self.execute_option.is_some());
+        add("then", self.then.is_some());
+        add("maxParallel", self.max_parallel.is_some());
+        add("flow", self.flow.is_some());
+        add("body", self.body.is_some());
+        add("monitor", self.monitor.is_some());
+        add("report", self.report.is_some());
         fields
     }
 }

@@ -58,8 +58,14 @@ pub fn pick(
 
 /// Reads and validates the task from `source`.
 pub fn load(source: Source) -> Result<Task, Error> {
-    let raw = match source {
-        Source::Cli(value) => raw::from_value(value)?,
+    load_with_json(source).map(|(task, _)| task)
+}
+
+/// Reads and validates the task, also returning it as compact JSON for the operation log
+/// (a task never holds a secret: [`raw`] refuses them).
+pub fn load_with_json(source: Source) -> Result<(Task, String), Error> {
+    let text = match source {
+        Source::Cli(value) => value.to_string(),
         Source::File(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 Error::task(
@@ -68,12 +74,16 @@ pub fn load(source: Source) -> Result<Task, Error> {
                     "pass the path of a JSON task file (in Kestra, an inputFiles entry)",
                 )
             })?;
-            raw::parse(&text)?
+            text
         }
-        Source::Env(text) => raw::parse(&text)?,
-        Source::Stdin => raw::parse(&read_stdin(STDIN_FIRST_BYTE)?)?,
+        Source::Env(text) => text,
+        Source::Stdin => read_stdin(STDIN_FIRST_BYTE)?,
     };
-    validate(raw)
+    let raw = raw::parse(&text)?;
+    let compact = serde_json::from_str::<serde_json::Value>(&text)
+        .map(|v| v.to_string())
+        .unwrap_or(text);
+    Ok((validate(raw)?, compact))
 }
 
 const NO_TASK_HELP: &str = "pass a task: `pbiops dataset refresh --workspace … --dataset …`, \

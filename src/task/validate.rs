@@ -57,6 +57,12 @@ pub fn validate(raw: RawTask) -> Result<Task, Error> {
         ],
         "dataset.cancel" => &["profile", "workspace", "dataset", "requestId"],
         "dataset.status" => &["profile", "workspace", "dataset", "maxAge"],
+        "token.get" | "token.refresh" | "credentials.check" | "history" => {
+            return super::validate_admin::validate(&operation, raw);
+        }
+        "dataflow.refresh" | "flow.trigger" | "report.refresh" | "inventory" => {
+            return super::validate_items::validate(&operation, raw);
+        }
         other => {
             return Err(Error::task(
                 "operation",
@@ -65,17 +71,7 @@ pub fn validate(raw: RawTask) -> Result<Task, Error> {
             ));
         }
     };
-    if let Some(field) = raw
-        .present_fields()
-        .into_iter()
-        .find(|f| !allowed.contains(f))
-    {
-        return Err(Error::task(
-            field,
-            format!("does not apply to {operation}"),
-            format!("{operation} takes: {}", allowed.join(", ")),
-        ));
-    }
+    only(&operation, &raw, allowed)?;
     let target = target(&raw)?;
     Ok(match operation.as_str() {
         "dataset.refresh" => Task::DatasetRefresh(refresh_task(raw, target)?),
@@ -94,20 +90,39 @@ pub fn validate(raw: RawTask) -> Result<Task, Error> {
     })
 }
 
-fn target(raw: &RawTask) -> Result<DatasetTarget, Error> {
-    let profile = match &raw.profile {
-        None => "default".to_string(),
+/// Checks a profile name and lowercases it.
+pub(super) fn profile_name(field: &str, value: Option<&str>) -> Result<String, Error> {
+    match value {
+        None => Ok("default".to_string()),
         Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            p.to_ascii_lowercase()
+            Ok(p.to_ascii_lowercase())
         }
-        Some(_) => {
-            return Err(Error::task(
-                "profile",
-                "must be letters, digits and underscores",
-                "a profile `finance` reads PBIOPS_PROFILE_FINANCE_* from the environment",
-            ));
-        }
-    };
+        Some(_) => Err(Error::task(
+            field,
+            "must be letters, digits and underscores",
+            "a profile `finance` reads PBIOPS_PROFILE_FINANCE_* from the environment",
+        )),
+    }
+}
+
+/// Rejects fields that do not apply to `operation`.
+pub(super) fn only(operation: &str, raw: &RawTask, allowed: &[&str]) -> Result<(), Error> {
+    match raw
+        .present_fields()
+        .into_iter()
+        .find(|f| !allowed.contains(f))
+    {
+        Some(field) => Err(Error::task(
+            field,
+            format!("does not apply to {operation}"),
+            format!("{operation} takes: {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn target(raw: &RawTask) -> Result<DatasetTarget, Error> {
+    let profile = profile_name("profile", raw.profile.as_deref())?;
     let required = |field: &str, value: &Option<String>| {
         non_empty(field, value.clone())?
             .ok_or_else(|| Error::task(field, "missing", format!("give the {field}'s name or id")))
@@ -119,7 +134,7 @@ fn target(raw: &RawTask) -> Result<DatasetTarget, Error> {
     })
 }
 
-fn non_empty(field: &str, value: Option<String>) -> Result<Option<String>, Error> {
+pub(super) fn non_empty(field: &str, value: Option<String>) -> Result<Option<String>, Error> {
     match value {
         Some(v) if v.trim().is_empty() => {
             Err(Error::task(field, "is empty", "remove it or give a value"))
@@ -129,7 +144,8 @@ fn non_empty(field: &str, value: Option<String>) -> Result<Option<String>, Error
     }
 }
 
-fn refresh_task(raw: RawTask, target: DatasetTarget) -> Result<RefreshTask, Error> {
+/// `ifRunning` and `onTimeout`, shared by every refresh operation.
+pub(super) fn policies(raw: &RawTask) -> Result<(IfRunning, OnTimeout), Error> {
     let if_running = match raw
         .if_running
         .as_deref()
@@ -163,6 +179,11 @@ fn refresh_task(raw: RawTask, target: DatasetTarget) -> Result<RefreshTask, Erro
             ));
         }
     };
+    Ok((if_running, on_timeout))
+}
+
+pub(super) fn refresh_task(raw: RawTask, target: DatasetTarget) -> Result<RefreshTask, Error> {
+    let (if_running, on_timeout) = policies(&raw)?;
     let wait = wait_options(&raw)?;
     let body = match (raw.refresh, raw.notify_option) {
         (Some(_), Some(_)) => {
@@ -195,7 +216,7 @@ fn refresh_task(raw: RawTask, target: DatasetTarget) -> Result<RefreshTask, Erro
     })
 }
 
-fn wait_options(raw: &RawTask) -> Result<WaitOptions, Error> {
+pub(super) fn wait_options(raw: &RawTask) -> Result<WaitOptions, Error> {
     let opt = |field: &str, v: &Option<serde_json::Value>, default| {
         v.as_ref()
             .map_or(Ok(default), |v| duration::parse(field, v))
@@ -312,7 +333,7 @@ fn enhanced(r: RawRefresh) -> Result<EnhancedRefresh, Error> {
 }
 
 /// Matches `value` case-insensitively against `allowed`, returning the canonical spelling.
-fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, Error> {
+pub(super) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, Error> {
     allowed
         .iter()
         .find(|a| a.eq_ignore_ascii_case(value))

@@ -5,7 +5,9 @@
 //! the wall clock.
 
 mod auth;
+mod auth_methods;
 mod contract;
+mod dataflows;
 mod refresh;
 mod single_flight;
 mod status;

@@ -32,6 +32,24 @@ pub const DS_BUDGET_A: &str = "d0000000-0000-4000-8000-000000000005";
 pub const DS_BUDGET_B: &str = "d0000000-0000-4000-8000-000000000006";
 pub const DS_SHARED: &str = "d0000000-0000-4000-8000-000000000007";
 pub const RUNNING_ID: &str = "e0000000-0000-4000-8000-000000000001";
+pub const DF_STAGING: &str = "f0000000-0000-4000-8000-000000000001";
+pub const DF_BROKEN: &str = "f0000000-0000-4000-8000-000000000002";
+pub const DF_SLOW: &str = "f0000000-0000-4000-8000-000000000003";
+pub const DF_BUSY: &str = "f0000000-0000-4000-8000-000000000004";
+pub const DF_SHARED_NAME: &str = "f0000000-0000-4000-8000-000000000005";
+pub const DF_LIMITED: &str = "f0000000-0000-4000-8000-000000000006";
+pub const ITEM_GEN2: &str = "b0000000-0000-4000-8000-000000000001";
+pub const ITEM_GEN2_FAIL: &str = "b0000000-0000-4000-8000-000000000002";
+pub const ITEM_GEN2_SLOW: &str = "b0000000-0000-4000-8000-000000000003";
+pub const ITEM_SHARED_NAME: &str = "b0000000-0000-4000-8000-000000000004";
+pub const REPORT_SALES: &str = "c0000000-0000-4000-8000-000000000001";
+pub const REPORT_BUDGET: &str = "c0000000-0000-4000-8000-000000000002";
+pub const REPORT_PAGINATED: &str = "c0000000-0000-4000-8000-000000000003";
+pub const FLOW_DAILY: &str = "0a000000000000000000000000000001";
+pub const FLOW_LIMITED: &str = "0a000000000000000000000000000002";
+pub const FLOW_OFF: &str = "0a000000000000000000000000000003";
+/// The canary signature of every flow URL: it must never be printed.
+pub const SIG: &str = "CANARYSIG0vU3aXq9tL2mN8pR4sW6yZ1cE5gH7jK";
 
 /// The scenario every test starts from.
 pub fn scenario() -> Value {
@@ -40,23 +58,56 @@ pub fn scenario() -> Value {
         "tenants": [{"id": TENANT, "domain": "contoso.onmicrosoft.com",
                      "clients": [{"clientId": CLIENT, "secret": SECRET, "secretId": SECRET_ID, "displayName": "pbiops-test"}]}],
         "workspaces": [
-            {"id": WS_SALES, "name": "Sales", "dedicatedCapacity": true, "datasets": [
+            {"id": WS_SALES, "name": "Sales", "dedicatedCapacity": true,
+             "dataflows": [
+                {"id": DF_STAGING, "name": "Sales Staging", "refresh": {"polls": 2, "outcome": "Success"}},
+                {"id": DF_BROKEN, "name": "Broken Flow", "refresh": {"polls": 1, "outcome": "Failed"}},
+                {"id": DF_SLOW, "name": "Slow Flow", "refresh": {}},
+                {"id": DF_BUSY, "name": "Busy Flow", "refresh": {"polls": 1, "outcome": "Success"},
+                 "transactions": [{"status": "InProgress", "startTime": "-PT2M", "polls": 2, "outcome": "Success"}]},
+                {"id": DF_SHARED_NAME, "name": "Shared Name", "refresh": {"polls": 1, "outcome": "Success"}}
+             ],
+             "items": [
+                {"id": ITEM_GEN2, "displayName": "Sales Gen2", "type": "Dataflow", "refresh": {"polls": 2, "retryAfterSeconds": 0}},
+                {"id": ITEM_GEN2_FAIL, "displayName": "Failing Gen2", "type": "Dataflow", "refresh": {"polls": 1, "outcome": "Failed", "retryAfterSeconds": 0,
+                    "failureReason": {"errorCode": "MashupDataAccessError", "message": "The source table was not found."}}},
+                {"id": ITEM_GEN2_SLOW, "displayName": "Slow Gen2", "type": "Dataflow", "refresh": {"retryAfterSeconds": 0}},
+                {"id": ITEM_SHARED_NAME, "displayName": "Shared Name", "type": "Dataflow", "refresh": {"polls": 1, "retryAfterSeconds": 0}}
+             ],
+             "reports": [
+                {"id": REPORT_SALES, "name": "Sales Overview", "datasetId": DS_SALES},
+                {"id": REPORT_BUDGET, "name": "Budget Review", "datasetId": DS_BUDGET_A, "datasetWorkspaceId": WS_FINANCE},
+                {"id": REPORT_PAGINATED, "name": "Invoice Print", "reportType": "PaginatedReport"}
+             ],
+             "datasets": [
                 {"id": DS_SALES, "name": "Sales Model", "refresh": {"polls": 2},
+                 "upstreamDataflows": [{"dataflowId": DF_STAGING, "workspaceId": WS_SALES}],
                  "history": [{"requestId": "e0000000-0000-4000-8000-0000000000a1", "refreshType": "Scheduled", "status": "Completed",
                               "startTime": "-PT1H", "endTime": "-PT50M"}]},
-                {"id": DS_BROKEN, "name": "Broken Model", "refresh": {"polls": 1, "outcome": "Failed",
+                {"id": DS_BROKEN, "name": "Broken Model", "upstreamDataflows": [{"dataflowId": DF_STAGING, "workspaceId": WS_SALES}],
+                 "refresh": {"polls": 1, "outcome": "Failed",
                     "error": {"errorCode": "ModelRefreshFailed_CredentialsNotSpecified", "errorDescription": "The data source credentials are missing."}}},
                 {"id": DS_BUSY, "name": "Busy Model", "refresh": {"polls": 1},
                  "history": [{"requestId": RUNNING_ID, "refreshType": "ViaApi", "status": "Unknown", "startTime": "-PT5M", "polls": 2}]},
                 {"id": DS_SLOW, "name": "Slow Model", "refresh": {}}
             ]},
             {"id": WS_FINANCE, "name": "Finance", "dedicatedCapacity": true, "datasets": [
-                {"id": DS_BUDGET_A, "name": "Budget", "refresh": {"polls": 1}},
+                {"id": DS_BUDGET_A, "name": "Budget", "refresh": {"polls": 1},
+                 "upstreamDataflows": [{"dataflowId": DF_STAGING, "workspaceId": WS_SALES}]},
                 {"id": DS_BUDGET_B, "name": "budget", "refresh": {"polls": 1}}
             ]},
             {"id": WS_SHARED, "name": "Marketing", "dedicatedCapacity": false, "datasets": [
                 {"id": DS_SHARED, "name": "Campaigns", "refresh": {"polls": 1}}
-            ]}
+             ],
+             "dataflows": [
+                {"id": DF_LIMITED, "name": "Campaign Feed", "refresh": {"polls": 1, "outcome": "Success"},
+                 "transactions": (1..=8).map(|h| json!({"status": "Success", "startTime": format!("-PT{h}H"), "endTime": format!("-PT{}H50M", h - 1)})).collect::<Vec<_>>()}
+             ]}
+        ],
+        "flows": [
+            {"workflowId": FLOW_DAILY, "sig": SIG, "action": {"dataflow": {"workspaceId": WS_SALES, "dataflowId": DF_STAGING}}},
+            {"workflowId": FLOW_LIMITED, "sig": SIG, "action": {"failWithDailyLimit": {"workspaceId": WS_SHARED, "dataflowId": DF_LIMITED}}},
+            {"workflowId": FLOW_OFF, "sig": SIG, "enabled": false}
         ]
     })
 }
@@ -80,10 +131,24 @@ pub fn env(emu: &Emulator) -> Vec<(String, String)> {
         ("PBIOPS_POWERBI_URL", format!("{base}/v1.0/myorg")),
         ("PBIOPS_HTTP_RETRIES", "4".to_string()),
         ("PBIOPS_ODBC", "none".to_string()),
+        ("PBIOPS_FABRIC_URL", format!("{base}/v1")),
+        ("PBIOPS_FLOW_DAILY_URL", flow_url(&base, FLOW_DAILY, SIG)),
+        (
+            "PBIOPS_FLOW_LIMITED_URL",
+            flow_url(&base, FLOW_LIMITED, SIG),
+        ),
+        ("PBIOPS_FLOW_OFF_URL", flow_url(&base, FLOW_OFF, SIG)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// A Power Automate trigger URL on the emulator.
+pub fn flow_url(base: &str, workflow: &str, sig: &str) -> String {
+    format!(
+        "{base}/workflows/{workflow}/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={sig}"
+    )
 }
 
 /// A refresh task for `dataset` in `workspace` with tiny poll bounds.
@@ -96,6 +161,8 @@ pub fn refresh_task(workspace: &str, dataset: &str) -> Value {
 #[derive(Debug)]
 pub struct Run {
     pub code: i32,
+    /// The run's working directory (files it wrote, e.g. `inventory.json`).
+    pub dir: std::path::PathBuf,
     pub stdout: String,
     pub stderr: String,
     /// Every outputs line, in order.
@@ -162,6 +229,27 @@ pub struct Outputs {
     pub last_success_time: Option<String>,
     pub age_seconds: Option<f64>,
     pub fresh: Option<bool>,
+    pub resource: Option<String>,
+    pub expires_on: Option<String>,
+    pub token_source: Option<String>,
+    pub tokens: Option<Vec<Value>>,
+    pub profiles: Option<Vec<Value>>,
+    pub renewed: Option<usize>,
+    pub checked: Option<usize>,
+    pub failed: Option<usize>,
+    pub count: Option<usize>,
+    pub by_status: Option<BTreeMap<String, usize>>,
+    pub file: Option<String>,
+    pub generation: Option<u8>,
+    pub dataflow_id: Option<String>,
+    pub dataflow_name: Option<String>,
+    pub report_id: Option<String>,
+    pub report_name: Option<String>,
+    pub flow: Option<String>,
+    pub run_id: Option<String>,
+    pub targets: Option<Vec<Value>>,
+    pub counts: Option<BTreeMap<String, usize>>,
+    pub operation_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,7 +291,9 @@ pub enum Input {
 
 /// Runs the real binary with exactly `env` (nothing inherited) and decodes its output.
 pub async fn run(input: Input, env: &[(String, String)]) -> Run {
+    let dir = tempfile::tempdir().expect("working dir").keep();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"));
+    cmd.current_dir(&dir);
     cmd.env_clear()
         .envs(env.iter().cloned())
         .stdout(Stdio::piped())
@@ -242,11 +332,13 @@ pub async fn run(input: Input, env: &[(String, String)]) -> Run {
         .await
         .expect("pbiops finishes")
         .expect("pbiops output");
-    decode(
+    let mut run = decode(
         output.status.code().unwrap_or(-1),
         output.stdout,
         output.stderr,
-    )
+    );
+    run.dir = dir;
+    run
 }
 
 /// Runs a task given as `PBIOPS_TASK` against `emu`.
@@ -260,9 +352,11 @@ fn decode(code: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
     for text in [&stdout, &stderr] {
         assert!(!text.contains(SECRET), "the client secret leaked:\n{text}");
         assert!(!text.contains(TOKEN_PREFIX), "a token leaked:\n{text}");
+        assert!(!text.contains(SIG), "a trigger signature leaked:\n{text}");
     }
     let mut run = Run {
         code,
+        dir: std::path::PathBuf::new(),
         stdout: stdout.clone(),
         stderr,
         output_lines: vec![],
