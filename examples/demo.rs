@@ -82,6 +82,8 @@ fn main() {
         ))
         .expect("emulator starts");
     let base = emulator.base_url();
+    // The embedded default store (SQLite), in a directory of its own for the demo.
+    let data_dir = tempfile::tempdir().expect("data dir");
     println!("pbiops-emulator listening on {base} (bundled demo scenario)\n");
 
     let mut rows = Vec::new();
@@ -95,6 +97,7 @@ fn main() {
             .env("PBIOPS_AUTHORITY_URL", &base)
             .env("PBIOPS_POWERBI_URL", format!("{base}/v1.0/myorg"))
             .env("PBIOPS_LOG_FORMAT", "kestra")
+            .env("PBIOPS_DATA_DIR", data_dir.path())
             .env("PBIOPS_TASK", task.to_string())
             .output()
             .expect("pbiops runs");
@@ -122,8 +125,8 @@ fn main() {
     }
 
     println!(
-        "{:<38} {:>4}  {:<10} {:>9}  {}",
-        "run", "exit", "status", "duration", "request id / error"
+        "{:<38} {:>4}  {:<10} {:>9}  request id / error",
+        "run", "exit", "status", "duration"
     );
     for row in &rows {
         let text = |k: &str| {

@@ -135,7 +135,7 @@ pub(super) async fn run(
 
 /// A readable table for people at a terminal.
 fn print_table(workspaces: &[Value]) {
-    println!("{:<30} {:<14} {:<40} {}", "workspace", "kind", "name", "id");
+    println!("{:<30} {:<14} {:<40} id", "workspace", "kind", "name");
     for w in workspaces {
         let ws = w["name"].as_str().unwrap_or_default();
         for (key, kind) in [

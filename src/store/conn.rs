@@ -45,7 +45,8 @@ impl DbError {
     fn connection_lost(&self) -> bool {
         self.state
             .as_deref()
-            .is_some_and(|s| s.starts_with("08") || s == "HYT01")
+            // 08xxx: connection exceptions; 57P01: PostgreSQL terminated the session.
+            .is_some_and(|s| s.starts_with("08") || s == "HYT01" || s == "57P01")
     }
 
     fn deadlock(&self) -> bool {

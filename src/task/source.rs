@@ -66,16 +66,13 @@ pub fn load(source: Source) -> Result<Task, Error> {
 pub fn load_with_json(source: Source) -> Result<(Task, String), Error> {
     let text = match source {
         Source::Cli(value) => value.to_string(),
-        Source::File(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                Error::task(
-                    "--task-file",
-                    format!("cannot read {}: {e}", path.display()),
-                    "pass the path of a JSON task file (in Kestra, an inputFiles entry)",
-                )
-            })?;
-            text
-        }
+        Source::File(path) => std::fs::read_to_string(&path).map_err(|e| {
+            Error::task(
+                "--task-file",
+                format!("cannot read {}: {e}", path.display()),
+                "pass the path of a JSON task file (in Kestra, an inputFiles entry)",
+            )
+        })?,
         Source::Env(text) => text,
         Source::Stdin => read_stdin(STDIN_FIRST_BYTE)?,
     };

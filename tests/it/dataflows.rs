@@ -34,6 +34,7 @@ async fn a_gen1_dataflow_refresh_is_found_in_the_transactions_and_followed() {
         (Some(1), Some("Dataflow"))
     );
     assert_eq!(out.dataflow_id.as_deref(), Some(DF_STAGING));
+    assert_eq!(out.dataflow_name.as_deref(), Some("Sales Staging"));
     assert!(out.request_id.expect("transaction id").contains('@'));
     let posts = requests_to(&emu, "dataflow.refresh").await;
     assert_eq!(posts.len(), 1);
@@ -269,6 +270,7 @@ async fn a_report_refresh_refreshes_its_model_even_in_another_workspace() {
     let run = run_task(&emu, task("Sales Overview")).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(run.outputs().report_id.as_deref(), Some(REPORT_SALES));
+    assert_eq!(run.outputs().report_name.as_deref(), Some("Sales Overview"));
     assert_eq!(run.outputs().dataset_id.as_deref(), Some(DS_SALES));
 
     let cross = run_task(&emu, task("Budget Review")).await;

@@ -11,5 +11,6 @@ mod dataflows;
 mod refresh;
 mod single_flight;
 mod status;
+mod store;
 mod support;
 mod waiting;

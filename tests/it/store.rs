@@ -1,0 +1,442 @@
+//! The binary with a real store: shared tokens, encryption at rest, the operation log, durable
+//! reattach after a killed run, and store failures at start and at the end.
+//!
+//! SQLite here (a file per test); the store's own tests cover PostgreSQL and MariaDB, and the
+//! end-of-run failure below uses PostgreSQL because dropping a schema mid-run is deterministic.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn sqlite(dir: &std::path::Path) -> String {
+    format!(
+        "Driver={{SQLite3}};Database={};",
+        dir.join("pbiops.db").display()
+    )
+}
+
+fn with_store(
+    emu: &pbiops_emulator::Emulator,
+    conn: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = env(emu)
+        .into_iter()
+        .filter(|(k, _)| k != "PBIOPS_ODBC")
+        .collect();
+    env.push(("PBIOPS_ODBC".into(), conn.into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+fn history(filter: Value) -> Value {
+    json!({"operation": "history", "filter": filter})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_get_shares_one_token_through_the_store_and_never_prints_it() {
+    let emu = emulator(scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = with_store(&emu, &sqlite(dir.path()), &[]);
+    let first = run(Input::Env(json!({"operation": "token.get"})), &env).await;
+    assert_eq!(first.code, 0, "{}", first.stdout);
+    assert_eq!(first.outputs().token_source.as_deref(), Some("acquired"));
+    assert!(first.outputs().expires_on.is_some());
+    assert!(first.outputs().operation_id.is_some());
+    let second = run(Input::Env(json!({"operation": "token.get"})), &env).await;
+    assert_eq!(second.outputs().token_source.as_deref(), Some("store"));
+    assert_eq!(
+        requests_to(&emu, "token").await.len(),
+        1,
+        "the second run reused the stored token"
+    );
+    // Another resource is another token.
+    let fabric = run(
+        Input::Env(json!({"operation": "token.get", "resource": "fabric"})),
+        &env,
+    )
+    .await;
+    assert_eq!(fabric.outputs().token_source.as_deref(), Some("acquired"));
+    assert_eq!(fabric.outputs().resource.as_deref(), Some("fabric"));
+    // A refresh run uses the stored token too.
+    let refresh = run(Input::Env(refresh_task("Sales", "Sales Model")), &env).await;
+    assert_eq!(refresh.code, 0, "{}", refresh.stdout);
+    assert_eq!(requests_to(&emu, "token").await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_encrypted_at_rest_with_a_key_and_plain_without() {
+    let emu = emulator(scenario()).await;
+    let plain_dir = tempfile::tempdir().expect("dir");
+    let run_plain = run(
+        Input::Env(json!({"operation": "token.get"})),
+        &with_store(&emu, &sqlite(plain_dir.path()), &[]),
+    )
+    .await;
+    assert_eq!(run_plain.code, 0);
+    let plain = std::fs::read(plain_dir.path().join("pbiops.db")).expect("db");
+    assert!(
+        contains(&plain, TOKEN_PREFIX.as_bytes()),
+        "without a key the token is stored as-is"
+    );
+
+    let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="; // 32 bytes, base64
+    let enc_dir = tempfile::tempdir().expect("dir");
+    let env = with_store(&emu, &sqlite(enc_dir.path()), &[("PBIOPS_TOKEN_KEY", key)]);
+    let run_enc = run(Input::Env(json!({"operation": "token.get"})), &env).await;
+    assert_eq!(run_enc.code, 0, "{}", run_enc.stdout);
+    let encrypted = std::fs::read(enc_dir.path().join("pbiops.db")).expect("db");
+    assert!(
+        !contains(&encrypted, TOKEN_PREFIX.as_bytes()),
+        "with a key the token is encrypted"
+    );
+    let again = run(Input::Env(json!({"operation": "token.get"})), &env).await;
+    assert_eq!(
+        again.outputs().token_source.as_deref(),
+        Some("store"),
+        "and it decrypts"
+    );
+
+    let wrong = with_store(
+        &emu,
+        &sqlite(enc_dir.path()),
+        &[(
+            "PBIOPS_TOKEN_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )],
+    );
+    let refused = run(Input::Env(json!({"operation": "token.get"})), &wrong).await;
+    assert_eq!(refused.code, 7, "{}", refused.stdout);
+    assert!(refused.log_text().contains("PBIOPS_TOKEN_KEY"));
+    let bad = with_store(
+        &emu,
+        &sqlite(enc_dir.path()),
+        &[("PBIOPS_TOKEN_KEY", "short")],
+    );
+    assert_eq!(
+        run(Input::Env(json!({"operation": "token.get"})), &bad)
+            .await
+            .code,
+        2
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_refresh_renews_what_expires_soon_and_leaves_the_rest() {
+    let mut s = scenario();
+    s["tokenLifetimeSeconds"] = json!(900);
+    let emu = emulator(s).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = with_store(&emu, &sqlite(dir.path()), &[]);
+    let task = json!({"operation": "token.refresh", "within": "PT10M"});
+    let first = run(Input::Env(task.clone()), &env).await;
+    assert_eq!(first.code, 0, "{}", first.stdout);
+    assert_eq!(
+        (first.outputs().renewed, first.outputs().failed),
+        (Some(2), Some(0)),
+        "powerbi and fabric for the default profile"
+    );
+    let second = run(Input::Env(task), &env).await;
+    assert_eq!(
+        second.outputs().renewed,
+        Some(0),
+        "15-minute tokens are not within 10 minutes of expiry"
+    );
+    let third = run(
+        Input::Env(json!({"operation": "token.refresh", "within": "PT20M"})),
+        &env,
+    )
+    .await;
+    assert_eq!(third.outputs().renewed, Some(2));
+    let tokens = third.outputs().tokens.expect("tokens");
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t["action"] == "renewed" && t["expiresOn"].is_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_check_reports_each_profile_and_fails_on_any() {
+    let emu = emulator(scenario()).await;
+    let mut env = env(&emu);
+    env.extend([
+        (
+            "PBIOPS_PROFILE_BROKEN_TENANT_ID".to_string(),
+            TENANT.to_string(),
+        ),
+        (
+            "PBIOPS_PROFILE_BROKEN_CLIENT_ID".to_string(),
+            CLIENT.to_string(),
+        ),
+        (
+            "PBIOPS_PROFILE_BROKEN_CLIENT_SECRET".to_string(),
+            SECRET_ID.to_string(),
+        ),
+    ]);
+    let run = run(Input::Env(json!({"operation": "credentials.check"})), &env).await;
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!((out.checked, out.failed), (Some(2), Some(1)));
+    let profiles = out.profiles.expect("profiles");
+    let ok = profiles
+        .iter()
+        .find(|p| p["profile"] == "default")
+        .expect("default");
+    assert_eq!(ok["ok"], true);
+    assert_eq!(ok["powerbiWorkspaces"], 3);
+    assert_eq!(ok["fabricWorkspaces"], 3);
+    let broken = profiles
+        .iter()
+        .find(|p| p["profile"] == "broken")
+        .expect("broken");
+    assert_eq!(broken["errorCode"], "AADSTS7000215");
+    assert!(
+        broken["hint"]
+            .as_str()
+            .expect("hint")
+            .contains("secret's ID")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_recorded_and_history_queries_the_log() {
+    let emu = emulator(scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = with_store(
+        &emu,
+        &sqlite(dir.path()),
+        &[
+            ("KESTRA_EXECUTION_ID", "exec-42"),
+            ("KESTRA_TASKRUN_ID", "taskrun-7"),
+        ],
+    );
+    assert_eq!(
+        run(Input::Env(refresh_task("Sales", "Sales Model")), &env)
+            .await
+            .code,
+        0
+    );
+    assert_eq!(
+        run(Input::Env(refresh_task("Sales", "Broken Model")), &env)
+            .await
+            .code,
+        1
+    );
+    let mut slow = refresh_task("Sales", "Slow Model");
+    slow["timeout"] = json!(0.2);
+    assert_eq!(run(Input::Env(slow), &env).await.code, 5);
+
+    let all = run(
+        Input::Env(history(json!({"operation": "dataset.refresh"}))),
+        &env,
+    )
+    .await;
+    assert_eq!(all.code, 0, "{}", all.stdout);
+    let out = all.outputs();
+    assert_eq!(out.count, Some(3));
+    assert_eq!(out.file.as_deref(), Some("history.json"));
+    let by_status = out.by_status.expect("by status");
+    assert_eq!(
+        (
+            by_status["Completed"],
+            by_status["Failed"],
+            by_status["Running"]
+        ),
+        (1, 1, 1)
+    );
+    let rows: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(all.dir.join("history.json")).expect("file"))
+            .expect("json");
+    let failed = rows
+        .iter()
+        .find(|r| r["status"] == "Failed")
+        .expect("failed row");
+    assert_eq!(
+        failed["errorCode"],
+        "ModelRefreshFailed_CredentialsNotSpecified"
+    );
+    assert_eq!(failed["itemId"], DS_BROKEN);
+    assert_eq!(failed["kestraExecutionId"], "exec-42");
+    assert!(failed["requestId"].is_string());
+    let timed_out = rows
+        .iter()
+        .find(|r| r["status"] == "Running")
+        .expect("timed-out row");
+    assert_eq!(timed_out["errorCode"], "WaitTimedOut");
+    assert_eq!(timed_out["exitCode"], 5);
+
+    let by_target = run(Input::Env(history(json!({"target": "broken model"}))), &env).await;
+    assert_eq!(by_target.outputs().count, Some(1));
+    for row in &rows {
+        assert!(
+            !row.to_string().contains(SECRET) && !row.to_string().contains(TOKEN_PREFIX),
+            "no secret in the log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_after_a_killed_run_reattaches_instead_of_triggering_again() {
+    let emu = emulator(scenario()).await;
+    // The history never shows this refresh: only the operation log knows it is running.
+    control(
+        &emu,
+        "PUT",
+        &format!("datasets/{DS_SLOW}/refresh"),
+        Some(json!({"historyDelayPolls": 100000})),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = with_store(&emu, &sqlite(dir.path()), &[]);
+    let mut task = refresh_task("Sales", "Slow Model");
+    task["refresh"] = json!({"type": "Full"});
+
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"))
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PBIOPS_TASK", task.to_string())
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("first run");
+    // Once it polls, its row holds the request id: kill it as a dead worker would stop.
+    until_requests(&emu, "the first run to poll", |log| {
+        log.iter().any(|r| r["route"] == "refresh.get")
+    })
+    .await;
+    first.kill().await.expect("kill");
+    let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    control(
+        &emu,
+        "POST",
+        &format!("refreshes/{id}/complete"),
+        Some(json!({"outcome": "Completed"})),
+    )
+    .await;
+
+    let rerun = run(Input::Env(task), &env).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stdout);
+    let out = rerun.outputs();
+    assert_eq!(out.attached, Some(true));
+    assert_eq!(out.request_id.as_deref(), Some(id.as_str()));
+    assert_eq!(out.status.as_deref(), Some("Completed"));
+    assert_eq!(
+        requests_to(&emu, "refresh.post").await.len(),
+        1,
+        "exactly one refresh was triggered"
+    );
+
+    let log = run(
+        Input::Env(history(json!({"operation": "dataset.refresh"}))),
+        &env,
+    )
+    .await;
+    assert_eq!(
+        log.outputs().by_status.expect("statuses").get("Abandoned"),
+        Some(&1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_down_at_start_exits_7_before_any_request() {
+    let emu = emulator(scenario()).await;
+    let conn = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1;Database=test;Uid=postgres;Pwd=CANARY-DBPASS;";
+    let run = run(
+        Input::Env(refresh_task("Sales", "Sales Model")),
+        &with_store(&emu, conn, &[]),
+    )
+    .await;
+    assert_eq!(run.code, 7, "{}", run.stdout);
+    assert_eq!(run.outputs().error_code.as_deref(), Some("StoreFailure"));
+    assert!(
+        !run.stdout.contains("CANARY-DBPASS"),
+        "the connection string's password is never printed"
+    );
+    assert!(
+        requests(&emu).await.is_empty(),
+        "no request before the store works"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_lost_mid_run_still_prints_the_outputs_and_logs_the_record() {
+    let emu = emulator(scenario()).await;
+    let schema = format!(
+        "pbiops_it_{}",
+        std::process::id() as u64 * 1000 + fastrand_like()
+    );
+    pg_exec(&format!("CREATE SCHEMA {schema}"));
+    let conn = format!(
+        "Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;Pwd=;ConnSettings=SET search_path TO {schema};"
+    );
+    let env = with_store(&emu, &conn, &[]);
+    let runner = {
+        let env = env.clone();
+        tokio::spawn(
+            async move { run(Input::Env(refresh_task("Sales", "Slow Model")), &env).await },
+        )
+    };
+    until_requests(&emu, "the refresh to be polled", |log| {
+        log.iter()
+            .filter(|r| r["route"] == "refresh.history")
+            .count()
+            >= 2
+    })
+    .await;
+    pg_exec(&format!("DROP SCHEMA {schema} CASCADE"));
+    let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    control(
+        &emu,
+        "POST",
+        &format!("refreshes/{id}/complete"),
+        Some(json!({"outcome": "Completed"})),
+    )
+    .await;
+    let run = runner.await.expect("run");
+
+    assert_eq!(run.code, 7, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(
+        out.status.as_deref(),
+        Some("Completed"),
+        "the outputs are still printed"
+    );
+    assert_eq!(out.request_id.as_deref(), Some(id.as_str()));
+    assert!(
+        run.logs.iter().any(|(level, m)| level == "ERROR"
+            && m.contains("here it is in full")
+            && m.contains(&id)),
+        "{}",
+        run.log_text()
+    );
+}
+
+fn fastrand_like() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64 % 1000)
+        .unwrap_or(0)
+}
+
+fn pg_exec(sql: &str) {
+    let env = odbc_api::Environment::new().expect("odbc");
+    let conn = env
+        .connect_with_connection_string("Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;Pwd=;", odbc_api::ConnectionOptions::default())
+        .expect("postgres is reachable");
+    conn.execute(sql, (), None).expect("sql");
+}
