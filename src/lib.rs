@@ -56,6 +56,18 @@ pub async fn run(args: Vec<OsString>, env: Vec<(String, String)>) -> i32 {
             return code;
         }
     };
+    if let Some(task::cli::Command::Schema { outputs }) = &cli.command {
+        let schema = if *outputs {
+            schemars::schema_for!(ops::Outputs)
+        } else {
+            schemars::schema_for!(task::raw::RawTask)
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&schema).unwrap_or_default()
+        );
+        return ExitCode::Success.code();
+    }
     let settings = Settings::from_vars(env);
     let format = log_format(&cli, settings.as_ref().ok());
     let level = settings
@@ -92,7 +104,7 @@ async fn execute(
 ) -> (ExitCode, Option<http::Stats>) {
     // Everything that can be refused before any request: the task, the profile, the store.
     let source = task::source::pick(
-        cli.command.as_ref().map(|c| c.to_task()),
+        cli.command.as_ref().and_then(|c| c.to_task()),
         cli.task_file.clone(),
         settings.task.clone(),
     );

@@ -15,7 +15,7 @@ use crate::fabric::Fabric;
 use crate::task::CredentialsCheckTask;
 
 /// The result for one profile.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileCheck {
     /// Profile name.

@@ -20,7 +20,7 @@ use crate::task::{
 };
 
 /// One model of a cascade, as the summary file and the outputs report it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CascadeTarget {
     /// The model's workspace.

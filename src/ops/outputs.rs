@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::powerbi::wire::RefreshObjectStatus;
 
 /// The normalized status of an operation's item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum Status {
     /// Finished successfully.
     Completed,
@@ -30,7 +30,7 @@ pub enum Status {
 }
 
 /// Every output key. See the README's "Outputs" table.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outputs {
     /// The operation, e.g. `dataset.refresh` (absent when the task itself was invalid).

@@ -14,7 +14,7 @@ use crate::error::{Error, ExitCode};
 use crate::task::{TokenGetTask, TokenRefreshTask};
 
 /// What `token.refresh` did for one (profile, resource).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResult {
     /// Profile name.

@@ -100,7 +100,9 @@ pub struct RefreshDetail {
 }
 
 /// A table or partition of an enhanced refresh, with its status.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Deserialize, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshObjectStatus {
     /// Table.

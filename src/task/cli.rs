@@ -32,6 +32,12 @@ pub enum Command {
     /// Semantic models (datasets).
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Print the JSON Schema of the task (or, with --outputs, of the outputs) and exit.
+    Schema {
+        /// The outputs' schema instead of the task's.
+        #[arg(long)]
+        outputs: bool,
+    },
 }
 
 /// Semantic model operations.
@@ -132,9 +138,11 @@ pub struct StatusArgs {
 }
 
 impl Command {
-    /// The task JSON this command stands for.
-    pub fn to_task(&self) -> Value {
-        let Command::Dataset(cmd) = self;
+    /// The task JSON this command stands for (`None` for `schema`, which is not a task).
+    pub fn to_task(&self) -> Option<Value> {
+        let Command::Dataset(cmd) = self else {
+            return None;
+        };
         let (operation, target) = match cmd {
             DatasetCommand::Refresh(a) => ("dataset.refresh", &a.target),
             DatasetCommand::Cancel(a) => ("dataset.cancel", &a.target),
@@ -150,7 +158,7 @@ impl Command {
             DatasetCommand::Cancel(a) => put(&mut task, "requestId", &a.request_id),
             DatasetCommand::Status(a) => put(&mut task, "maxAge", &a.max_age),
         }
-        Value::Object(task)
+        Some(Value::Object(task))
     }
 }
 
@@ -221,7 +229,7 @@ mod tests {
             "--no-wait",
         ])
         .expect("parses");
-        let task = cli.command.expect("command").to_task();
+        let task = cli.command.expect("command").to_task().expect("a task");
         assert_eq!(
             task,
             json!({"operation":"dataset.refresh","workspace":"Sales","dataset":"Sales Model","wait":false,

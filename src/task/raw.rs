@@ -11,96 +11,139 @@ use serde_json::Value;
 use crate::error::Error;
 
 /// The task as written, before validation. Field names are the public JSON contract.
-// Fields mirror the JSON task one to one; their meaning is documented on `Task` and in the README.
-#[allow(missing_docs)]
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawTask {
+    /// The operation: dataset.refresh, dataset.cancel, dataset.status, dataflow.refresh, report.refresh, flow.trigger, inventory, token.get, token.refresh, credentials.check, history.
     pub operation: Option<String>,
+    /// The profile (service principal) to use; `default` reads PBIOPS_TENANT_ID etc.
     pub profile: Option<String>,
+    /// Workspace name (exact, case-insensitive) or id.
     pub workspace: Option<String>,
+    /// Semantic model name or id.
     pub dataset: Option<String>,
+    /// Follow the refresh to its end (default true); false exits 0 once triggered.
     pub wait: Option<bool>,
+    /// How long to wait: ISO-8601 (PT2H) or seconds (default PT5H).
     pub timeout: Option<Value>,
+    /// A refresh is already running: attach (default), skip or fail.
     pub if_running: Option<String>,
+    /// When waiting times out: leave (default) or cancel.
     pub on_timeout: Option<String>,
+    /// Standard refresh / Gen1 dataflow e-mail option.
     pub notify_option: Option<String>,
+    /// Enhanced refresh options; any of them makes the refresh enhanced.
     pub refresh: Option<RawRefresh>,
+    /// Bounds of the polling interval.
     pub poll: Option<RawPoll>,
+    /// How long a new refresh may be missing from the service before it counts as dropped (default PT2M).
     pub grace: Option<Value>,
+    /// dataset.cancel: the refresh to cancel (default: the running one).
     pub request_id: Option<String>,
+    /// dataset.status: fail (exit 1) when the last successful refresh is older than this.
     pub max_age: Option<Value>,
+    /// token.get: powerbi (default), fabric or flow.
     pub resource: Option<String>,
+    /// token.refresh: which resources (default powerbi and fabric).
     pub resources: Option<Vec<String>>,
+    /// token.refresh / credentials.check: which profiles (default: every configured one).
     pub profiles: Option<Vec<String>>,
+    /// token.refresh: renew tokens expiring within this (default PT20M).
     pub within: Option<Value>,
+    /// history: which operations.
     pub filter: Option<RawFilter>,
+    /// history: at most this many rows, newest first (default 1000).
     pub limit: Option<u32>,
+    /// Where the JSON file goes (history.json, inventory.json, cascade.json by default).
     pub output_file: Option<String>,
+    /// dataflow.refresh: dataflow name or id.
     pub dataflow: Option<String>,
+    /// dataflow.refresh: 1 (Power BI dataflow) or 2 (Fabric Dataflow Gen2); detected when absent.
     pub generation: Option<u8>,
+    /// Gen1 dataflow: default or processFull.
     pub process_type: Option<String>,
+    /// Dataflow Gen2: ApplyChangesIfNeeded or SkipApplyChanges.
     pub execute_option: Option<String>,
+    /// dataflow.refresh: `downstream` also refreshes every semantic model that reads the dataflow.
     pub then: Option<String>,
+    /// With then: downstream, how many models at a time (default 4).
     pub max_parallel: Option<usize>,
+    /// flow.trigger: the flow name; its URL is PBIOPS_FLOW_<NAME>_URL.
     pub flow: Option<String>,
+    /// flow.trigger: the JSON body to post.
     pub body: Option<Value>,
+    /// flow.trigger: the Gen1 dataflow the flow refreshes, to report its real outcome.
     pub monitor: Option<RawMonitor>,
+    /// report.refresh: report name or id.
     pub report: Option<String>,
 }
 
 /// `flow.trigger`'s `monitor`: the Gen1 dataflow the flow refreshes.
-#[allow(missing_docs)]
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawMonitor {
+    /// Workspace name or id.
     pub workspace: String,
+    /// Gen1 dataflow name or id.
     pub dataflow: String,
 }
 
 /// `history`'s filter.
-#[allow(missing_docs)]
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawFilter {
+    /// Only this operation.
     pub operation: Option<String>,
+    /// Only this normalized status.
     pub status: Option<String>,
+    /// Only this profile.
     pub profile: Option<String>,
+    /// Only rows whose workspace or item id or name matches (case-insensitive).
     pub target: Option<String>,
+    /// Only operations started within this long ago.
     pub since: Option<Value>,
 }
 
 /// The enhanced refresh body as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawRefresh {
+    /// Full, ClearValues, Calculate, DataOnly, Automatic or Defragment.
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// Transactional or PartialBatch.
     pub commit_mode: Option<String>,
+    /// Maximum parallel processing threads.
     pub max_parallelism: Option<u32>,
+    /// Retries inside the service.
     pub retry_count: Option<u32>,
+    /// Tables (or a table's partition) to refresh; the whole model when absent.
     pub objects: Option<Vec<RawObject>>,
+    /// Apply the incremental refresh policy.
     pub apply_refresh_policy: Option<bool>,
+    /// The date the incremental policy is evaluated at.
     pub effective_date: Option<String>,
+    /// The service's per-attempt timeout: hh:mm:ss or ISO-8601, under 24 hours.
     pub timeout: Option<Value>,
 }
 
 /// One table or partition of an enhanced refresh.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawObject {
+    /// Table name.
     pub table: String,
+    /// Partition name.
     pub partition: Option<String>,
 }
 
 /// Bounds of the polling interval.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawPoll {
+    /// Shortest interval (default PT5S).
     pub min: Option<Value>,
+    /// Longest interval (default PT60S).
     pub max: Option<Value>,
 }
 
