@@ -15,6 +15,19 @@ use serde_json::{Map, Value, json};
 const TENANT: &str = "contoso.onmicrosoft.com";
 const CLIENT: &str = "22b699fd-9835-4700-842f-46f893b34330";
 const SECRET: &str = "demo-secret-value";
+/// The demo scenario's Power Automate flows: (name, workflow id, signature).
+const FLOWS: &[(&str, &str, &str)] = &[
+    (
+        "NIGHTLY",
+        "4c7d9e2f1a3b4c5d8e6f7a8b9c0d1e2f",
+        "demo-flow-sig-Xq3LrT9vW2mN8pK5",
+    ),
+    (
+        "LIMITED",
+        "9a8b7c6d5e4f4a3b2c1d0e9f8a7b6c5d",
+        "demo-flow-sig-Hy6JkP2sD4fG7wE1",
+    ),
+];
 
 fn pbiops_binary() -> PathBuf {
     // target/<profile>/examples/demo → target/<profile>/pbiops
@@ -59,6 +72,37 @@ fn tasks() -> Vec<(&'static str, Value)> {
             "an ambiguous name",
             json!({"operation": "dataset.refresh", "workspace": "Finance", "dataset": "Budget"}),
         ),
+        (
+            "dataflow, then the 3 models reading it",
+            json!({"operation": "dataflow.refresh", "workspace": "Sales", "dataflow": "Sales Staging",
+            "then": "downstream", "maxParallel": 3, "poll": poll, "outputFile": "/dev/null"}),
+        ),
+        (
+            "Dataflow Gen2 (Fabric job)",
+            json!({"operation": "dataflow.refresh", "workspace": "Sales", "dataflow": "Sales Gen2", "poll": poll}),
+        ),
+        (
+            "Power Automate, monitored",
+            json!({"operation": "flow.trigger", "flow": "nightly", "poll": poll,
+            "monitor": {"workspace": "Sales", "dataflow": "Sales Staging"}}),
+        ),
+        (
+            "shared capacity: the day's 8th refresh",
+            json!({"operation": "dataflow.refresh", "workspace": "Marketing", "dataflow": "Campaign Feed", "poll": poll}),
+        ),
+        (
+            "Power Automate 202, refresh refused",
+            json!({"operation": "flow.trigger", "flow": "limited", "poll": poll,
+            "monitor": {"workspace": "Marketing", "dataflow": "Campaign Feed"}}),
+        ),
+        (
+            "a report's model, in another workspace",
+            json!({"operation": "report.refresh", "workspace": "Finance", "report": "Sales Overview", "poll": poll}),
+        ),
+        (
+            "the operation log",
+            json!({"operation": "history", "outputFile": "/dev/null"}),
+        ),
     ]
 }
 
@@ -89,13 +133,21 @@ fn main() {
     let mut rows = Vec::new();
     for (title, task) in tasks() {
         println!("── {title}: {task}");
-        let output = Command::new(&bin)
-            .env_clear()
+        let mut cmd = Command::new(&bin);
+        cmd.env_clear();
+        for (name, workflow, sig) in FLOWS {
+            let url = format!(
+                "{base}/workflows/{workflow}/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={sig}"
+            );
+            cmd.env(format!("PBIOPS_FLOW_{name}_URL"), url);
+        }
+        let output = cmd
             .env("PBIOPS_TENANT_ID", TENANT)
             .env("PBIOPS_CLIENT_ID", CLIENT)
             .env("PBIOPS_CLIENT_SECRET", SECRET)
             .env("PBIOPS_AUTHORITY_URL", &base)
             .env("PBIOPS_POWERBI_URL", format!("{base}/v1.0/myorg"))
+            .env("PBIOPS_FABRIC_URL", format!("{base}/v1"))
             .env("PBIOPS_LOG_FORMAT", "kestra")
             .env("PBIOPS_DATA_DIR", data_dir.path())
             .env("PBIOPS_TASK", task.to_string())
@@ -142,7 +194,18 @@ fn main() {
             .and_then(Value::as_f64)
             .map(|d| format!("{d:.1}s"))
             .unwrap_or_default();
-        let detail = if row.code == 0 {
+        let count = row.outputs.get("count").and_then(Value::as_u64);
+        let detail = if let Some(n) = count {
+            let failed = row
+                .outputs
+                .get("failed")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            format!(
+                "{n} downstream/logged, {failed} failed {}",
+                text("requestId")
+            )
+        } else if row.code == 0 {
             text("requestId")
         } else {
             format!("{} {}", text("errorCode"), text("errorMessage"))

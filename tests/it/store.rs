@@ -440,3 +440,79 @@ fn pg_exec(sql: &str) {
         .expect("postgres is reachable");
     conn.execute(sql, (), None).expect("sql");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_power_bi_tokens_are_appended_to_the_legacy_table_and_too_long_ones_refused() {
+    let emu = emulator(scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let conn = sqlite(dir.path());
+    {
+        let env = odbc_api::Environment::new().expect("odbc");
+        let c = env
+            .connect_with_connection_string(&conn, odbc_api::ConnectionOptions::default())
+            .expect("sqlite");
+        c.execute("CREATE TABLE BearerTokens (bearerToken TEXT, dateRetrieved TEXT, expiresOn TEXT, token_type TEXT)", (), None)
+            .expect("legacy table");
+    }
+    let env = with_store(
+        &emu,
+        &conn,
+        &[("PBIOPS_LEGACY_TOKEN_TABLE", "BearerTokens")],
+    );
+    let run_ok = run(Input::Env(json!({"operation": "token.get"})), &env).await;
+    assert_eq!(run_ok.code, 0, "{}", run_ok.stdout);
+    let fabric = run(
+        Input::Env(json!({"operation": "token.get", "resource": "fabric"})),
+        &env,
+    )
+    .await;
+    assert_eq!(fabric.code, 0);
+    {
+        let env = odbc_api::Environment::new().expect("odbc");
+        let c = env
+            .connect_with_connection_string(&conn, odbc_api::ConnectionOptions::default())
+            .expect("sqlite");
+        let mut cursor = c
+            .execute(
+                "SELECT COUNT(*), MIN(token_type) FROM BearerTokens",
+                (),
+                None,
+            )
+            .expect("query")
+            .expect("cursor");
+        let mut row = odbc_api::Cursor::next_row(&mut cursor)
+            .expect("row")
+            .expect("one row");
+        let mut count = Vec::new();
+        row.get_text(1, &mut count).expect("count");
+        let mut kind = Vec::new();
+        row.get_text(2, &mut kind).expect("type");
+        assert_eq!(
+            String::from_utf8(count).expect("utf-8"),
+            "1",
+            "only the Power BI token goes to the legacy table"
+        );
+        assert_eq!(String::from_utf8(kind).expect("utf-8"), "powerbi");
+    }
+    let short = with_store(
+        &emu,
+        &sqlite(tempfile::tempdir().expect("dir").keep().as_path()),
+        &[
+            ("PBIOPS_LEGACY_TOKEN_TABLE", "BearerTokens"),
+            ("PBIOPS_LEGACY_TOKEN_MAX_LENGTH", "10"),
+        ],
+    );
+    let refused = run(Input::Env(json!({"operation": "token.get"})), &short).await;
+    assert_eq!(refused.code, 7, "{}", refused.stdout);
+    assert!(
+        refused
+            .log_text()
+            .contains("bearerToken column holds at most 10"),
+        "{}",
+        refused.log_text()
+    );
+    assert!(
+        refused.log_text().contains("NVARCHAR(MAX)"),
+        "the hint says how to fix it"
+    );
+}
