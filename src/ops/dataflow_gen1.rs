@@ -8,6 +8,7 @@
 //! refusal (or a failure that the count explains) says when the next one can run.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -56,28 +57,7 @@ pub(super) async fn run(
 ) -> Result<ExitCode, Error> {
     let history = pbi.transactions(&group.id, &dataflow.object_id).await?;
     if let Some(running) = history.iter().find(|t| ongoing(t)) {
-        return match if_running(
-            task.if_running,
-            &format!("dataflow {}", dataflow.name),
-            &running.id,
-            running.start_time.as_deref(),
-            out,
-        )? {
-            Running::Skip => Ok(ExitCode::Success),
-            Running::Attach => {
-                follow(
-                    ctx,
-                    pbi,
-                    group,
-                    dataflow,
-                    task,
-                    Some(running.id.clone()),
-                    None,
-                    out,
-                )
-                .await
-            }
-        };
+        return on_running(ctx, pbi, group, dataflow, task, running, &history, out).await;
     }
     let since = Timestamp::now() - SignedDuration::from_secs(60);
     for attempt in 1..=3u32 {
@@ -96,33 +76,23 @@ pub(super) async fn run(
                     dataflow.name
                 );
                 out.attached = Some(false);
-                return follow(ctx, pbi, group, dataflow, task, None, Some(since), out).await;
+                return follow(
+                    ctx,
+                    pbi,
+                    group,
+                    dataflow,
+                    task,
+                    None,
+                    Some(since),
+                    &history,
+                    out,
+                )
+                .await;
             }
             Ok(Trigger::AlreadyRunning(_)) => {
-                let history = pbi.transactions(&group.id, &dataflow.object_id).await?;
-                if let Some(running) = history.iter().find(|t| ongoing(t)) {
-                    return match if_running(
-                        task.if_running,
-                        &format!("dataflow {}", dataflow.name),
-                        &running.id,
-                        running.start_time.as_deref(),
-                        out,
-                    )? {
-                        Running::Skip => Ok(ExitCode::Success),
-                        Running::Attach => {
-                            follow(
-                                ctx,
-                                pbi,
-                                group,
-                                dataflow,
-                                task,
-                                Some(running.id.clone()),
-                                None,
-                                out,
-                            )
-                            .await
-                        }
-                    };
+                let fresh = pbi.transactions(&group.id, &dataflow.object_id).await?;
+                if let Some(running) = fresh.iter().find(|t| ongoing(t)) {
+                    return on_running(ctx, pbi, group, dataflow, task, running, &fresh, out).await;
                 }
             }
             Ok(Trigger::Ambiguous(why)) => {
@@ -130,13 +100,24 @@ pub(super) async fn run(
                     "the dataflow refresh request's outcome is unknown ({why}); checking its transactions before trying again"
                 );
                 tokio::time::sleep(task.wait.poll_min).await;
-                let history = pbi.transactions(&group.id, &dataflow.object_id).await?;
-                if history
+                let fresh = pbi.transactions(&group.id, &dataflow.object_id).await?;
+                if fresh
                     .iter()
                     .any(|t| started_at(t).is_some_and(|s| s >= since))
                 {
                     out.attached = Some(false);
-                    return follow(ctx, pbi, group, dataflow, task, None, Some(since), out).await;
+                    return follow(
+                        ctx,
+                        pbi,
+                        group,
+                        dataflow,
+                        task,
+                        None,
+                        Some(since),
+                        &fresh,
+                        out,
+                    )
+                    .await;
                 }
                 if attempt == 3 {
                     return Err(Error::Unavailable {
@@ -173,6 +154,42 @@ pub(super) async fn run(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn on_running(
+    ctx: &Context<'_>,
+    pbi: &PowerBi<'_>,
+    group: &Group,
+    dataflow: &Dataflow,
+    task: &DataflowRefreshTask,
+    running: &Transaction,
+    history: &[Transaction],
+    out: &mut Outputs,
+) -> Result<ExitCode, Error> {
+    match if_running(
+        task.if_running,
+        &format!("dataflow {}", dataflow.name),
+        &running.id,
+        running.start_time.as_deref(),
+        out,
+    )? {
+        Running::Skip => Ok(ExitCode::Success),
+        Running::Attach => {
+            follow(
+                ctx,
+                pbi,
+                group,
+                dataflow,
+                task,
+                Some(running.id.clone()),
+                None,
+                history,
+                out,
+            )
+            .await
+        }
+    }
+}
+
 /// When the oldest of the last 8 refreshes turns 24 hours old.
 fn next_allowed(history: &[Transaction]) -> Option<Timestamp> {
     let day_ago = Timestamp::now() - SignedDuration::from_hours(24);
@@ -197,8 +214,21 @@ pub(super) async fn follow(
     task: &DataflowRefreshTask,
     id: Option<String>,
     since: Option<Timestamp>,
+    history: &[Transaction],
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
+    let expectation = super::expectation(
+        history
+            .iter()
+            .filter(|t| terminal(t) == Some(Status::Completed))
+            .map(|t| (t.start_time.as_deref(), t.end_time.as_deref())),
+    );
+    let started = id
+        .as_ref()
+        .and_then(|id| history.iter().find(|t| &t.id == id))
+        .map_or(Duration::ZERO, |t| {
+            super::running_for(t.start_time.as_deref())
+        });
     out.generation = Some(1);
     if let Some(id) = &id {
         out.request_id = Some(id.clone());
@@ -215,11 +245,13 @@ pub(super) async fn follow(
     let policy = PollPolicy {
         min: task.wait.poll_min,
         max: task.wait.poll_max,
+        expectation,
     };
     let history = RefCell::new(Vec::new());
     let immediate = known.borrow().is_some();
     let waited = wait::until_done(
         policy,
+        started,
         task.wait.timeout,
         task.wait.grace,
         immediate,

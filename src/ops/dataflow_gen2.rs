@@ -64,6 +64,7 @@ pub(super) async fn run(
                     task,
                     &running.id,
                     Duration::ZERO,
+                    &jobs,
                     out,
                 )
                 .await
@@ -92,6 +93,7 @@ pub(super) async fn run(
                     task,
                     &id,
                     retry_after.unwrap_or_default(),
+                    &jobs,
                     out,
                 )
                 .await;
@@ -101,8 +103,8 @@ pub(super) async fn run(
                     "the refresh job request's outcome is unknown ({why}); checking the job instances before trying again"
                 );
                 tokio::time::sleep(task.wait.poll_min).await;
-                let jobs = fabric.job_instances(workspace_id, &item.id).await?;
-                if let Some(job) = jobs
+                let fresh = fabric.job_instances(workspace_id, &item.id).await?;
+                if let Some(job) = fresh
                     .iter()
                     .find(|j| started_at(j).is_some_and(|s| s >= since))
                 {
@@ -115,6 +117,7 @@ pub(super) async fn run(
                         task,
                         &job.id,
                         Duration::ZERO,
+                        &fresh,
                         out,
                     )
                     .await;
@@ -143,8 +146,20 @@ async fn follow(
     task: &DataflowRefreshTask,
     id: &str,
     first_wait: Duration,
+    jobs: &[JobInstance],
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
+    let done = jobs
+        .iter()
+        .filter(|j| j.status.as_deref() == Some("Completed"));
+    let expectation =
+        super::expectation(done.map(|j| (j.start_time_utc.as_deref(), j.end_time_utc.as_deref())));
+    let started = jobs
+        .iter()
+        .find(|j| j.id == id)
+        .map_or(Duration::ZERO, |j| {
+            super::running_for(j.start_time_utc.as_deref())
+        });
     out.request_id = Some(id.to_string());
     ctx.reporter.outputs(&out.to_map());
     ctx.recorder.progress(out).await;
@@ -158,11 +173,13 @@ async fn follow(
     let policy = PollPolicy {
         min: task.wait.poll_min,
         max: task.wait.poll_max,
+        expectation,
     };
     let last = RefCell::new(None::<JobInstance>);
     let remaining = task.wait.timeout.saturating_sub(began.elapsed());
     let waited = wait::until_done(
         policy,
+        started,
         remaining.max(Duration::from_millis(1)),
         task.wait.grace,
         true,

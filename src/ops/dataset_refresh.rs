@@ -10,12 +10,16 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::outputs::{self, Outputs, Status};
-use super::{Context, Running, if_running, is_enhanced, resolve_target, running_refresh};
+use super::{
+    Context, Running, if_running, is_enhanced, recent_refreshes, resolve_target, running_for,
+    running_refresh,
+};
 use crate::error::{Error, ExitCode, ServiceError};
 use crate::powerbi::wire::{self, Dataset, Group, Refresh, RefreshDetail};
 use crate::powerbi::{PowerBi, Trigger};
 use crate::settings::Profile;
 use crate::task::{OnTimeout, RefreshBody, RefreshTask};
+use crate::wait::Expectation;
 use crate::wait::{self, Poll, PollPolicy, Waited};
 
 /// How many times a trigger is attempted when its outcome stays ambiguous.
@@ -46,24 +50,38 @@ pub(super) async fn run(
             dataset.name
         );
     }
+    let (running, expectation) = recent_refreshes(&pbi, &group, &dataset).await?;
     let target = Target {
         pbi: &pbi,
         group: &group,
         dataset: &dataset,
+        expectation,
     };
 
     if let Some((id, enhanced)) = reattach(ctx, &target, task, &profile.name).await? {
         out.attached = Some(true);
-        return follow(ctx, &target, task, &id, enhanced, true, out).await;
+        let f = Following {
+            id: &id,
+            enhanced,
+            immediate: true,
+            started: std::time::Duration::ZERO,
+        };
+        return follow(ctx, &target, task, f, out).await;
     }
-    if let Some(running) = running_refresh(&pbi, &group, &dataset).await? {
+    if let Some(running) = running {
         return on_running(ctx, &target, task, running, out).await;
     }
     match trigger(&target, task).await? {
         Started::Ours(id) => {
             tracing::info!(request_id = %id, "refresh triggered for semantic model {} in workspace {}", dataset.name, group.name);
             out.attached = Some(false);
-            follow(ctx, &target, task, &id, enhanced, false, out).await
+            let f = Following {
+                id: &id,
+                enhanced,
+                immediate: false,
+                started: std::time::Duration::ZERO,
+            };
+            follow(ctx, &target, task, f, out).await
         }
         Started::Running(running) => on_running(ctx, &target, task, running, out).await,
     }
@@ -124,6 +142,18 @@ struct Target<'a> {
     pbi: &'a PowerBi<'a>,
     group: &'a Group,
     dataset: &'a Dataset,
+    /// What the model's recent refreshes predict of this one.
+    expectation: Option<Expectation>,
+}
+
+/// The refresh being followed.
+struct Following<'a> {
+    id: &'a str,
+    enhanced: bool,
+    /// Poll at once (it is already known) rather than after the first interval.
+    immediate: bool,
+    /// How long it has been running.
+    started: std::time::Duration,
 }
 
 enum Started {
@@ -210,7 +240,15 @@ async fn on_running(
         out,
     )? {
         Running::Skip => Ok(ExitCode::Success),
-        Running::Attach => follow(ctx, t, task, &id, is_enhanced(&running), true, out).await,
+        Running::Attach => {
+            let f = Following {
+                id: &id,
+                enhanced: is_enhanced(&running),
+                immediate: true,
+                started: running_for(running.start_time.as_deref()),
+            };
+            follow(ctx, t, task, f, out).await
+        }
     }
 }
 
@@ -273,11 +311,15 @@ async fn follow(
     ctx: &Context<'_>,
     t: &Target<'_>,
     task: &RefreshTask,
-    id: &str,
-    enhanced: bool,
-    immediate: bool,
+    f: Following<'_>,
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
+    let Following {
+        id,
+        enhanced,
+        immediate,
+        started,
+    } = f;
     out.request_id = Some(id.to_string());
     out.refresh_type = Some(if enhanced { "Enhanced" } else { "Standard" });
     ctx.reporter.outputs(&out.to_map());
@@ -289,11 +331,13 @@ async fn follow(
     let policy = PollPolicy {
         min: task.wait.poll_min,
         max: task.wait.poll_max,
+        expectation: t.expectation,
     };
     let last = RefCell::new(None::<Snapshot>);
     let began = tokio::time::Instant::now();
     let waited = wait::until_done(
         policy,
+        started,
         task.wait.timeout,
         task.wait.grace,
         immediate,

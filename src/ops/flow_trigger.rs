@@ -44,18 +44,14 @@ pub(super) async fn run(
             out.dataflow_id = Some(df.object_id.clone());
             out.dataflow_name = Some(df.name.clone());
             // Only a transaction newer than every one that exists now can be the flow's.
-            let newest = pbi
-                .transactions(&group.id, &df.object_id)
-                .await?
-                .into_iter()
-                .filter_map(|t| t.start_time)
-                .max();
+            let history = pbi.transactions(&group.id, &df.object_id).await?;
+            let newest = history.iter().filter_map(|t| t.start_time.clone()).max();
             let floor = Timestamp::now() - SignedDuration::from_secs(60);
             let since = newest
                 .as_deref()
                 .and_then(super::outputs::parse_time)
                 .map_or(floor, |n| floor.max(n + SignedDuration::from_micros(1)));
-            Some((group, df, since))
+            Some((group, df, since, history))
         }
         None => None,
     };
@@ -77,11 +73,21 @@ pub(super) async fn run(
             });
         }
     }
-    let Some((group, df, since)) = monitored else {
+    let Some((group, df, since, history)) = monitored else {
         out.status = Some(Status::Triggered);
         return Ok(ExitCode::Success);
     };
-    follow(ctx, &pbi, &group, &df, since, task, profile, out).await
+    follow(
+        ctx,
+        &pbi,
+        &group,
+        &df,
+        (since, &history),
+        task,
+        profile,
+        out,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -90,7 +96,7 @@ async fn follow(
     pbi: &crate::powerbi::PowerBi<'_>,
     group: &Group,
     df: &Dataflow,
-    since: Timestamp,
+    (since, history): (Timestamp, &[crate::powerbi::dataflows::Transaction]),
     task: &FlowTriggerTask,
     profile: &Profile,
     out: &mut Outputs,
@@ -110,5 +116,16 @@ async fn follow(
         output_file: std::path::PathBuf::new(),
     };
     out.attached = Some(false);
-    dataflow_gen1::follow(ctx, pbi, group, df, &monitor, None, Some(since), out).await
+    dataflow_gen1::follow(
+        ctx,
+        pbi,
+        group,
+        df,
+        &monitor,
+        None,
+        Some(since),
+        history,
+        out,
+    )
+    .await
 }

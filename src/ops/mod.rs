@@ -28,6 +28,7 @@ use crate::powerbi::wire::{Dataset, Group, Refresh};
 use crate::resolve;
 use crate::settings::{Profile, Settings};
 use crate::task::{DatasetTarget, IfRunning, Task};
+use crate::wait::Expectation;
 pub use credentials_check::ProfileCheck;
 pub use dataflow_refresh::CascadeTarget;
 pub use outputs::{Outputs, Status};
@@ -102,12 +103,52 @@ async fn running_refresh(
     group: &Group,
     dataset: &Dataset,
 ) -> Result<Option<Refresh>, Error> {
-    let history = pbi.refresh_history(&group.id, &dataset.id, 10).await?;
-    Ok(history.into_iter().find(|r| {
+    Ok(recent_refreshes(pbi, group, dataset).await?.0)
+}
+
+/// The running refresh, if any, and what the recent successful ones predict of the next one.
+async fn recent_refreshes(
+    pbi: &PowerBi<'_>,
+    group: &Group,
+    dataset: &Dataset,
+) -> Result<(Option<Refresh>, Option<Expectation>), Error> {
+    let history = pbi.refresh_history(&group.id, &dataset.id, 20).await?;
+    let expectation = expectation(
+        history
+            .iter()
+            .filter(|r| {
+                outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref())
+                    == Some(Status::Completed)
+            })
+            .map(|r| (r.start_time.as_deref(), r.end_time.as_deref())),
+    );
+    let running = history.into_iter().find(|r| {
         r.end_time.is_none()
             && outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref()).is_none()
             && r.request_id.is_some()
-    }))
+    });
+    Ok((running, expectation))
+}
+
+/// What the durations of past successful runs (start, end) predict of the next one.
+pub(crate) fn expectation<'s>(
+    runs: impl Iterator<Item = (Option<&'s str>, Option<&'s str>)>,
+) -> Option<Expectation> {
+    let durations: Vec<std::time::Duration> = runs
+        .filter_map(|(start, end)| outputs::seconds_between(start?, end?))
+        .filter(|s| *s > 0.0)
+        .take(10)
+        .map(std::time::Duration::from_secs_f64)
+        .collect();
+    Expectation::from_durations(&durations)
+}
+
+/// How long ago `start` (a service timestamp) was; zero when unknown.
+pub(crate) fn running_for(start: Option<&str>) -> std::time::Duration {
+    start
+        .and_then(outputs::parse_time)
+        .and_then(|t| std::time::Duration::try_from(jiff::Timestamp::now().duration_since(t)).ok())
+        .unwrap_or_default()
 }
 
 /// What to do about a refresh that is already running, once `ifRunning` has been applied.

@@ -240,6 +240,40 @@ pub(crate) fn scrub(message: &str, connection_string: &SecretString) -> String {
     out
 }
 
+/// Shortest run of a secret's characters that counts as a fragment of it.
+const FRAGMENT: usize = 12;
+
+/// Removes every fragment of `secret` (a run of at least a dozen of its characters) from
+/// `message`: SQL Server's "String or binary data would be truncated … Truncated value: '…'"
+/// quotes the start of the value it refused, which may be a token.
+pub(crate) fn redact_fragments(message: &str, secret: &str) -> String {
+    if secret.len() < FRAGMENT {
+        return message.replace(secret, "***");
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut at = 0;
+    while at < message.len() {
+        let rest = &message[at..];
+        let mut end = 0;
+        for (i, c) in rest.char_indices() {
+            let candidate = &rest[..i + c.len_utf8()];
+            if candidate.len() >= FRAGMENT && !secret.contains(candidate) {
+                break;
+            }
+            end = i + c.len_utf8();
+        }
+        if end >= FRAGMENT && secret.contains(&rest[..end]) {
+            out.push_str("***");
+            at += end;
+        } else {
+            let c = rest.chars().next().map_or(1, char::len_utf8);
+            out.push_str(&rest[..c]);
+            at += c;
+        }
+    }
+    out
+}
+
 /// The `key=value` pairs of a connection string; a value in braces may hold `;` (and `}}`).
 fn attributes(cs: &str) -> Vec<(String, String)> {
     let mut pairs = Vec::new();
@@ -295,6 +329,22 @@ mod tests {
         );
         let cs = SecretString::from("Driver={X};Password=CANARYPW2");
         assert_eq!(scrub("bad CANARYPW2", &cs), "bad ***");
+    }
+
+    #[test]
+    fn fragments_of_a_secret_are_redacted() {
+        let token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.CANARYTOKEN.sig";
+        let msg = "String or binary data would be truncated in table 'log.BearerTokens', column \
+                   'bearerToken'. Truncated value: 'eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1'. (SQLSTATE 22001)";
+        let out = redact_fragments(msg, token);
+        assert!(!out.contains("eyJ0eXAiOiJKV1Qi"), "{out}");
+        assert!(out.contains("Truncated value: '***'"), "{out}");
+        assert!(
+            out.contains("column 'bearerToken'"),
+            "short common words survive: {out}"
+        );
+        assert_eq!(redact_fragments("x CANARYTOKEN.sig y", token), "x *** y");
+        assert_eq!(redact_fragments("short abc", "abc"), "short ***");
     }
 
     #[test]

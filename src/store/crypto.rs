@@ -15,7 +15,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
 /// The `token_format` of a token stored as it is.
 pub const PLAIN: &str = "plain";
-/// The `token_format` of a token encrypted by [`seal`].
+/// The `token_format` of a token encrypted with AES-256-GCM (`base64(nonce || ciphertext)`).
 pub const AES256GCM_V1: &str = "aes256gcm-v1";
 
 const NONCE_LEN: usize = 12;

@@ -110,31 +110,41 @@ impl Dialect {
     }
 
     /// The statement that serializes migrations between processes, and whether it returns a
-    /// single value that is 1 when the lock was taken. PostgreSQL and SQL Server take it inside
-    /// the migration transaction (released by the commit); SQLite needs none (each statement is
-    /// atomic and idempotent, and writers queue on the file lock).
+    /// single value that is 1 when the lock was taken. The locks belong to the session, not to a
+    /// transaction, so a runner that dies releases its lock with its connection. SQLite needs
+    /// none: each statement is atomic and idempotent, and writers queue on the file lock.
     pub(crate) fn migration_lock(self) -> Option<(&'static str, bool)> {
         match self {
             Dialect::Postgres => Some((
-                "SELECT pg_advisory_xact_lock(hashtext('pbiops_migrations.' || current_schema()))",
+                "SELECT pg_advisory_lock(hashtext('pbiops_migrations.' || current_schema()))",
                 false,
             )),
             Dialect::MySql => Some((
                 "SELECT GET_LOCK(CONCAT('pbiops_migrations.', DATABASE()), 60)",
                 true,
             )),
+            // Session-owned: in manual-commit mode the driver relies on IMPLICIT_TRANSACTIONS,
+            // which EXEC does not start, so a transaction-owned app lock would be refused.
             Dialect::SqlServer => Some((
-                "DECLARE @r INT; EXEC @r = sp_getapplock @Resource = N'pbiops_migrations', @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 60000; IF @r < 0 THROW 51000, N'timed out waiting for another pbiops process to migrate the store', 1;",
+                "DECLARE @r INT; EXEC @r = sp_getapplock @Resource = N'pbiops_migrations', @LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 60000; IF @r < 0 THROW 51000, N'timed out waiting for another pbiops process to migrate the store', 1;",
                 false,
             )),
             Dialect::Sqlite => None,
         }
     }
 
-    /// Releases a session-level migration lock (MariaDB/MySQL only).
+    /// Releases the migration lock.
     pub(crate) fn migration_unlock(self) -> Option<&'static str> {
-        (self == Dialect::MySql)
-            .then_some("SELECT RELEASE_LOCK(CONCAT('pbiops_migrations.', DATABASE()))")
+        match self {
+            Dialect::Postgres => Some(
+                "SELECT pg_advisory_unlock(hashtext('pbiops_migrations.' || current_schema()))",
+            ),
+            Dialect::MySql => Some("SELECT RELEASE_LOCK(CONCAT('pbiops_migrations.', DATABASE()))"),
+            Dialect::SqlServer => Some(
+                "EXEC sp_releaseapplock @Resource = N'pbiops_migrations', @LockOwner = N'Session'",
+            ),
+            Dialect::Sqlite => None,
+        }
     }
 
     /// Whether migrations run in one transaction (DDL is transactional there).

@@ -1,9 +1,10 @@
 //! Bringing a database's schema up to date, safely when several runners start at once.
 //!
 //! The common case (already current) costs one query and takes no lock. Otherwise the migration
-//! lock is taken (advisory lock on PostgreSQL, `GET_LOCK` on MariaDB/MySQL, `sp_getapplock` on SQL
-//! Server; SQLite serializes writers on its file lock), the version is read again, and each
-//! missing migration runs its idempotent statements and records its number.
+//! lock is taken (a session-level advisory lock on PostgreSQL, `GET_LOCK` on MariaDB/MySQL,
+//! `sp_getapplock` on SQL Server; SQLite serializes writers on its file lock), the version is read
+//! again, and each missing migration runs its idempotent statements and records its number, in
+//! one transaction where DDL is transactional (PostgreSQL, SQL Server).
 
 use super::conn::{DbError, Session};
 use super::schema::{MIGRATIONS, SCHEMA_VERSION, latest_version};
@@ -15,20 +16,17 @@ pub(crate) fn migrate(s: &Session<'_>) -> Result<(), DbError> {
     if current_version(s).is_ok_and(|v| v >= latest_version()) {
         return Ok(());
     }
-    if s.dialect.transactional_ddl() {
-        s.transaction(|s| {
-            lock(s)?;
-            apply(s)
-        })
+    lock(s)?;
+    let result = if s.dialect.transactional_ddl() {
+        s.transaction(apply)
     } else {
-        lock(s)?;
-        let result = apply(s);
-        if let Some(unlock) = s.dialect.migration_unlock() {
-            // A failed release is harmless: the lock goes with the session.
-            let _ = s.execute(unlock, &[]);
-        }
-        result
+        apply(s)
+    };
+    if let Some(unlock) = s.dialect.migration_unlock() {
+        // A failed release is harmless: the lock goes with the session.
+        let _ = s.query(unlock, &[], |_| Ok(()));
     }
+    result
 }
 
 fn current_version(s: &Session<'_>) -> Result<i64, DbError> {

@@ -94,8 +94,19 @@ impl Store {
             }),
         };
         store
-            .call("migrate the store schema", migrate::migrate)
-            .await?;
+            .call("create or update the store's tables", migrate::migrate)
+            .await
+            .map_err(|e| match e {
+                Error::Store { action, message, .. } => Error::Store {
+                    action,
+                    message,
+                    help: Some(
+                        "the first run creates the pbiops_* tables: the login needs the right to create tables and indexes in its default schema"
+                            .into(),
+                    ),
+                },
+                other => other,
+            })?;
         Ok(store)
     }
 
@@ -115,11 +126,27 @@ impl Store {
         action: &str,
         body: impl Fn(&Session<'_>) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, Error> {
+        self.call_binding_secrets(action, &[], body).await
+    }
+
+    /// Like [`Store::call`], for statements that bind `secrets` (tokens): any fragment of them
+    /// quoted by the driver is removed from the error message.
+    async fn call_binding_secrets<T: Send + 'static>(
+        &self,
+        action: &str,
+        secrets: &[&str],
+        body: impl Fn(&Session<'_>) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, Error> {
         let inner = self.inner.clone();
         let result = tokio::task::spawn_blocking(move || inner.link.run(inner.dialect, body))
             .await
             .map_err(|e| worker_failed(action, &e))?;
-        result.map_err(|e| store_error(action, e, &self.inner.connection_string))
+        result.map_err(|mut e| {
+            for secret in secrets {
+                e.message = conn::redact_fragments(&e.message, secret);
+            }
+            store_error(action, e, &self.inner.connection_string)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! (see [`truncate`]) rather than failing the record of an operation. Migrations only ever add:
 //! each one is idempotent, numbered, and recorded in `pbiops_schema_version`.
 
-/// A column's logical type; [`crate::store::Dialect::column_type`] renders it.
+/// A column's logical type; each dialect renders it as its own column type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A generated 64-bit row id, the primary key.

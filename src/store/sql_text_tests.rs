@@ -74,17 +74,20 @@ fn sql_server_creates_tables_only_when_absent() {
 }
 
 #[test]
-fn sql_server_migrations_hold_an_application_lock_in_a_transaction() {
+fn sql_server_migrations_hold_a_session_application_lock() {
     let d = Dialect::SqlServer;
     assert!(d.transactional_ddl());
     let (lock, returns_flag) = d.migration_lock().expect("a lock");
     assert!(!returns_flag);
     assert!(lock.contains(
         "EXEC @r = sp_getapplock @Resource = N'pbiops_migrations', @LockMode = N'Exclusive', \
-         @LockOwner = N'Transaction', @LockTimeout = 60000;"
+         @LockOwner = N'Session', @LockTimeout = 60000;"
     ));
     assert!(lock.ends_with("IF @r < 0 THROW 51000, N'timed out waiting for another pbiops process to migrate the store', 1;"));
-    assert_eq!(d.migration_unlock(), None, "released by the commit");
+    assert_eq!(
+        d.migration_unlock(),
+        Some("EXEC sp_releaseapplock @Resource = N'pbiops_migrations', @LockOwner = N'Session'")
+    );
     assert_eq!(
         d.insert_version(),
         "INSERT INTO [pbiops_schema_version] ([version], [applied_at]) VALUES (?, ?)"

@@ -191,19 +191,21 @@ impl Store {
             ),
             None => (PLAIN, t.access_token.expose_secret().to_string()),
         };
+        let secrets = [t.access_token.expose_secret(), stored.as_str()];
         let params = vec![
             bounded(&TOKENS, "profile", Some(&t.profile)),
             bounded(&TOKENS, "resource", Some(&t.resource)),
             bounded(&TOKENS, "tenant_id", Some(&t.tenant_id)),
             bounded(&TOKENS, "client_id", Some(&t.client_id)),
-            Value::Text(Some(stored)),
+            Value::Text(Some(stored.clone())),
             Value::text(format),
             Value::Time(Some(t.expires_at)),
             Value::Time(Some(t.acquired_at)),
             Value::Time(Some(now())),
         ];
         let sql = self.dialect().upsert_token(&COLUMNS);
-        self.call(&action, move |s| s.execute(&sql, &params)).await
+        self.call_binding_secrets(&action, &secrets, move |s| s.execute(&sql, &params))
+            .await
     }
 
     /// Every stored token's metadata (never the token), by profile and resource.
@@ -283,6 +285,8 @@ impl Store {
             Value::Time(Some(millis(expires_on))),
             Value::text(token_type),
         ];
-        self.call(&action, move |s| s.execute(&sql, &params)).await
+        let secrets = [token.expose_secret()];
+        self.call_binding_secrets(&action, &secrets, move |s| s.execute(&sql, &params))
+            .await
     }
 }

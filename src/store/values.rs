@@ -7,6 +7,7 @@
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::Offset;
+use odbc_api::buffers::Indicator;
 use odbc_api::parameter::{InputParameter, VarCharBox, VarWCharBox, WithDataType};
 use odbc_api::sys::Timestamp as OdbcTimestamp;
 use odbc_api::{CursorRow, DataType, Nullable};
@@ -35,10 +36,24 @@ impl Value {
 
     pub(crate) fn bind(&self, dialect: Dialect) -> Box<dyn InputParameter> {
         match self {
-            Value::Text(Some(s)) if dialect.wide_text() => {
-                Box::new(VarWCharBox::from_vec(s.encode_utf16().collect()))
+            Value::Text(s) if dialect.wide_text() => {
+                let units: Vec<u16> = s.as_deref().unwrap_or_default().encode_utf16().collect();
+                if units.is_empty() {
+                    // A one-unit buffer keeps the declared size at 1: SQL Server reads a size
+                    // of 0 as NVARCHAR(MAX).
+                    let indicator = if s.is_some() {
+                        Indicator::Length(0)
+                    } else {
+                        Indicator::Null
+                    };
+                    Box::new(VarWCharBox::from_buffer(
+                        vec![0u16].into_boxed_slice(),
+                        indicator,
+                    ))
+                } else {
+                    Box::new(VarWCharBox::from_vec(units))
+                }
             }
-            Value::Text(None) if dialect.wide_text() => Box::new(VarWCharBox::null()),
             Value::Text(s) => match s {
                 Some(s) => Box::new(VarCharBox::from_string(s.clone())),
                 None => Box::new(VarCharBox::null()),
@@ -212,5 +227,43 @@ mod tests {
         assert_eq!(time_text(t), "2026-03-04 05:06:07.000000");
         let o = odbc_time(t);
         assert_eq!(from_odbc_time(&o).expect("back"), t);
+    }
+
+    #[test]
+    fn sql_server_binds_text_as_utf16_with_a_nonzero_size() {
+        use odbc_api::handles::HasDataType;
+        use std::num::NonZeroUsize;
+        let ty = |v: Value, d: Dialect| v.bind(d).data_type();
+        let one = NonZeroUsize::new(1);
+        assert_eq!(
+            ty(Value::Text(None), Dialect::SqlServer),
+            DataType::WVarchar { length: one }
+        );
+        assert_eq!(
+            ty(Value::text(""), Dialect::SqlServer),
+            DataType::WVarchar { length: one }
+        );
+        assert_eq!(
+            ty(Value::text("Grüße 日本"), Dialect::SqlServer),
+            DataType::WVarchar {
+                length: NonZeroUsize::new(8)
+            }
+        );
+        assert!(matches!(
+            ty(Value::text(&"t".repeat(5000)), Dialect::SqlServer),
+            DataType::WLongVarchar { .. }
+        ));
+        assert!(matches!(
+            ty(Value::text("x"), Dialect::Postgres),
+            DataType::Varchar { .. }
+        ));
+        assert_eq!(
+            ty(Value::Time(None), Dialect::SqlServer),
+            DataType::Timestamp { precision: 6 }
+        );
+        assert!(matches!(
+            ty(Value::Time(None), Dialect::Sqlite),
+            DataType::Varchar { .. }
+        ));
     }
 }

@@ -1,7 +1,6 @@
-//! The polling policy: how often to ask, how long to tolerate a missing id, when to give up.
+//! The wait: how often to ask ([`PollPolicy`]), how long to tolerate a missing id, when to give up.
 //!
-//! Polls start at `poll.min` and grow by half each time up to `poll.max` (with ±10 % jitter, so
-//! that many runners started together spread out), never past the deadline. A new refresh may be
+//! Every sleep stays within the policy's bounds and never runs past the deadline. A new refresh may be
 //! missing from the service for a while (the history lags, and the service may drop requests);
 //! it is tolerated for the grace period, then reported as dropped. All timing goes through
 //! `tokio::time`, so tests run it on a paused clock.
@@ -13,23 +12,8 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 
-/// The bounds of the polling interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollPolicy {
-    /// Shortest interval.
-    pub min: Duration,
-    /// Longest interval.
-    pub max: Duration,
-}
-
-impl PollPolicy {
-    /// The delay before poll number `n` (0-based), given a jitter factor in `[-1, 1]`.
-    pub fn delay(&self, n: u32, jitter: f64) -> Duration {
-        let base = self.min.as_secs_f64() * 1.5f64.powi(n.min(64) as i32);
-        let jittered = base * (1.0 + 0.1 * jitter.clamp(-1.0, 1.0));
-        Duration::from_secs_f64(jittered.clamp(self.min.as_secs_f64(), self.max.as_secs_f64()))
-    }
-}
+mod policy;
+pub use policy::{Expectation, PollPolicy};
 
 /// What one poll found.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,10 +41,12 @@ pub enum Waited<T> {
 
 /// Polls `poll` until it is done, the `timeout` passes, or the id stays missing for `grace`.
 ///
-/// The first poll happens immediately when `immediate` (attaching to a refresh that is already
-/// known), else after the first interval (a refresh just triggered is rarely visible at once).
+/// `started` is how long the item had already been running when the wait began (attaching to a
+/// running refresh), so the policy knows where it stands. The first poll happens immediately
+/// when `immediate`, else after the first interval (a new refresh is rarely visible at once).
 pub async fn until_done<T, F, Fut>(
     policy: PollPolicy,
+    started: Duration,
     timeout: Duration,
     grace: Duration,
     immediate: bool,
@@ -74,7 +60,7 @@ where
     let deadline = start + timeout;
     let mut seen = false;
     let mut n = 0u32;
-    if !immediate && !sleep_before_deadline(policy.delay(0, jitter()), deadline).await {
+    if !immediate && !sleep_before_deadline(policy.next(started, 0, jitter()), deadline).await {
         return Ok(Waited::TimedOut);
     }
     loop {
@@ -90,7 +76,14 @@ where
             Poll::Missing => {}
         }
         n += 1;
-        if !sleep_before_deadline(policy.delay(n, jitter()).max(at_least), deadline).await {
+        if !sleep_before_deadline(
+            policy
+                .next(started + start.elapsed(), n, jitter())
+                .max(at_least),
+            deadline,
+        )
+        .await
+        {
             return Ok(Waited::TimedOut);
         }
     }
@@ -117,27 +110,10 @@ mod tests {
     use std::cell::Cell;
 
     const POLICY: PollPolicy = PollPolicy {
+        expectation: None,
         min: Duration::from_secs(5),
         max: Duration::from_secs(60),
     };
-
-    #[test]
-    fn delays_grow_from_min_to_max_and_stay_in_bounds() {
-        assert_eq!(POLICY.delay(0, 0.0), Duration::from_secs(5));
-        assert_eq!(POLICY.delay(1, 0.0), Duration::from_secs_f64(7.5));
-        assert_eq!(POLICY.delay(20, 0.0), Duration::from_secs(60));
-        assert_eq!(
-            POLICY.delay(0, -1.0),
-            Duration::from_secs(5),
-            "jitter never goes below min"
-        );
-        assert_eq!(
-            POLICY.delay(30, 1.0),
-            Duration::from_secs(60),
-            "jitter never goes above max"
-        );
-        assert!(POLICY.delay(2, 1.0) > POLICY.delay(2, -1.0));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_two_hour_refresh_is_followed_to_the_end_with_few_polls() {
@@ -146,6 +122,7 @@ mod tests {
         let done_at = start + Duration::from_secs(7200);
         let result = until_done(
             POLICY,
+            Duration::ZERO,
             Duration::from_secs(3 * 3600),
             Duration::from_secs(120),
             false,
@@ -169,10 +146,55 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn with_history_a_two_hour_refresh_costs_few_polls_and_is_seen_within_2_percent() {
+        let expectation = Expectation::from_durations(&[
+            Duration::from_secs(7000),
+            Duration::from_secs(7200),
+            Duration::from_secs(7400),
+        ]);
+        let policy = PollPolicy {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            expectation,
+        };
+        let polls = Cell::new(0u32);
+        let start = Instant::now();
+        let done_at = start + Duration::from_secs(7300);
+        let result = until_done(
+            policy,
+            Duration::ZERO,
+            Duration::from_secs(3 * 3600),
+            Duration::from_secs(120),
+            false,
+            || {
+                polls.set(polls.get() + 1);
+                async move {
+                    Ok::<_, Error>(if Instant::now() >= done_at {
+                        Poll::Done(())
+                    } else {
+                        Poll::Running
+                    })
+                }
+            },
+        )
+        .await
+        .expect("no error");
+        assert_eq!(result, Waited::Done(()));
+        let late = start.elapsed().as_secs_f64() - 7300.0;
+        assert!(late <= 0.02 * 7300.0, "seen {late}s late");
+        assert!(
+            polls.get() <= 1440 / 10,
+            "{} polls; fixed 5 s polling makes 1460",
+            polls.get()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_deadline_ends_the_wait_exactly() {
         let start = Instant::now();
         let result: Waited<()> = until_done(
             POLICY,
+            Duration::ZERO,
             Duration::from_secs(100),
             Duration::from_secs(10),
             true,
@@ -189,6 +211,7 @@ mod tests {
         let start = Instant::now();
         let result: Waited<()> = until_done(
             POLICY,
+            Duration::ZERO,
             Duration::from_secs(3600),
             Duration::from_secs(30),
             false,
@@ -208,6 +231,7 @@ mod tests {
         let start = Instant::now();
         let result = until_done(
             POLICY,
+            Duration::ZERO,
             Duration::from_secs(3600),
             Duration::from_secs(30),
             true,
@@ -238,6 +262,7 @@ mod tests {
         let polls = Cell::new(0u32);
         let result = until_done(
             POLICY,
+            Duration::ZERO,
             Duration::from_secs(3600),
             Duration::from_secs(30),
             false,
