@@ -20,12 +20,12 @@ const FLOWS: &[(&str, &str, &str)] = &[
     (
         "NIGHTLY",
         "4c7d9e2f1a3b4c5d8e6f7a8b9c0d1e2f",
-        "demo-flow-sig-Xq3LrT9vW2mN8pK5",
+        "demo-sig-nightly",
     ),
     (
         "LIMITED",
         "9a8b7c6d5e4f4a3b2c1d0e9f8a7b6c5d",
-        "demo-flow-sig-Hy6JkP2sD4fG7wE1",
+        "demo-sig-limited",
     ),
 ];
 

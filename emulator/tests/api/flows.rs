@@ -4,9 +4,9 @@ use crate::support::Emu;
 use serde_json::{Value, json};
 
 const STAGING_FLOW: &str = "4c7d9e2f1a3b4c5d8e6f7a8b9c0d1e2f";
-const STAGING_SIG: &str = "demo-flow-sig-Xq3LrT9vW2mN8pK5";
+const STAGING_SIG: &str = "demo-sig-nightly";
 const LIMIT_FLOW: &str = "9a8b7c6d5e4f4a3b2c1d0e9f8a7b6c5d";
-const LIMIT_SIG: &str = "demo-flow-sig-Hy6JkP2sD4fG7wE1";
+const LIMIT_SIG: &str = "demo-sig-limited";
 const OFF_FLOW: &str = "1e2d3c4b5a6f4e7d8c9b0a1f2e3d4c5b";
 
 fn url(workflow: &str, sig: Option<&str>) -> String {
@@ -82,7 +82,7 @@ async fn sig_mistakes_and_missing_flows_get_logic_apps_errors_and_sig_is_never_l
             "DirectApiInvalidAuthorizationSignature",
         ),
         (
-            url(OFF_FLOW, Some("demo-flow-sig-Off0000000000000")),
+            url(OFF_FLOW, Some("demo-sig-off")),
             404,
             "WorkflowNotFound",
         ),
