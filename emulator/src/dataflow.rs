@@ -2,8 +2,9 @@
 //! `Success`, `Failed` or `Cancelled`) and how they end, kept apart from HTTP like `refresh.rs`.
 
 use crate::progress::Timing;
+use crate::random::Purpose;
 use crate::scenario::{self, DataflowBehaviour, Scenario, SeededStatus, TransactionOutcome};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 /// The first `$<n>` suffix of a generated transaction id.
 const FIRST_TRANSACTION_NUMBER: u64 = 1_374_282;
@@ -22,11 +23,18 @@ pub(crate) struct Transaction {
     pub refresh_type: String,
     /// Who started it: `seed`, `api` or `flow`.
     pub source: &'static str,
+    /// When it was accepted: the `startTime` it shows.
     pub start: Timestamp,
+    /// When it got a capacity slot; `None` while queued.
+    pub began: Option<Timestamp>,
+    /// Its workspace's capacity id (lower case), if any.
+    pub capacity: Option<String>,
     pub end: Option<Timestamp>,
     pub ended: Option<TransactionOutcome>,
     pub error: Option<String>,
     pub observed: u32,
+    /// `observed` when it began: only later observations count towards `polls`.
+    pub observed_at_begin: u32,
     pub timing: Timing,
     pub outcome: TransactionOutcome,
     pub planned_error: Option<String>,
@@ -43,14 +51,15 @@ pub(crate) fn transaction_id(start: Timestamp, number: u64) -> String {
 }
 
 impl Transaction {
-    /// A transaction starting now under `behaviour`.
+    /// A transaction starting now under `behaviour`, running `duration` (drawn by the caller
+    /// from the behaviour's `durationSeconds`).
     pub fn start(
         id: String,
-        group_id: &str,
-        dataflow_id: &str,
+        (group_id, dataflow_id): (&str, &str),
         source: &'static str,
         now: Timestamp,
         behaviour: &DataflowBehaviour,
+        duration: Option<f64>,
     ) -> Transaction {
         Transaction {
             id,
@@ -59,11 +68,14 @@ impl Transaction {
             refresh_type: "OnDemand".to_owned(),
             source,
             start: now,
+            began: Some(now),
+            capacity: None,
             end: None,
             ended: None,
             error: None,
             observed: 0,
-            timing: Timing::new(behaviour.polls, behaviour.duration_seconds),
+            observed_at_begin: 0,
+            timing: Timing::new(behaviour.polls, duration),
             outcome: behaviour.outcome,
             planned_error: behaviour.error.clone(),
         }
@@ -74,13 +86,25 @@ impl Transaction {
         self.ended.is_none()
     }
 
-    /// Ends it if its time has come.
+    /// When it ends, if that is by `now` (counted from when it began; never while queued).
+    pub fn due(&self, now: Timestamp) -> Option<Timestamp> {
+        let began = self.began.filter(|_| self.running())?;
+        let observed = self.observed - self.observed_at_begin;
+        self.timing.due(began, observed, now)
+    }
+
+    /// Ends it as planned if it is due (the world settles through `capacity::settle`).
+    #[cfg(test)]
     pub fn settle(&mut self, now: Timestamp) {
-        if self.running() {
-            if let Some(at) = self.timing.due(self.start, self.observed, now) {
-                self.finish(self.outcome, at, None);
-            }
+        if let Some(at) = self.due(now) {
+            self.finish(self.outcome, at, None);
         }
+    }
+
+    /// It gets a capacity slot at `at`.
+    pub fn begin(&mut self, at: Timestamp) {
+        self.began = Some(at.max(self.start));
+        self.observed_at_begin = self.observed;
     }
 
     /// Ends it with `outcome` at `at`; `error` overrides the planned error of a failure.
@@ -123,7 +147,8 @@ pub(crate) fn seed(scenario: &Scenario, start: Timestamp) -> (Vec<Transaction>, 
                     outcome: seeded.outcome,
                     error: None,
                 };
-                let mut tx = Transaction::start(id, &ws.id, &df.id, "seed", begun, &behaviour);
+                let ids = (ws.id.as_str(), df.id.as_str());
+                let mut tx = Transaction::start(id, ids, "seed", begun, &behaviour, None);
                 tx.refresh_type = seeded.refresh_type.clone();
                 let ended = match seeded.status {
                     SeededStatus::InProgress => None,
@@ -134,6 +159,27 @@ pub(crate) fn seed(scenario: &Scenario, start: Timestamp) -> (Vec<Transaction>, 
                 if let (Some(ended), Some(end)) = (ended, &seeded.end_time) {
                     tx.finish(ended, at(end), None);
                 }
+                tx.capacity = ws.capacity_id.as_deref().map(str::to_ascii_lowercase);
+                out.push(tx);
+            }
+            let Some(spec) = df.refresh.duration_seconds.as_ref() else {
+                continue;
+            };
+            // `historyCount`: one successful scheduled transaction a day before the start.
+            for k in 1..=df.history_count {
+                let begun = start
+                    .saturating_sub(SignedDuration::from_hours(24 * i64::from(k)))
+                    .unwrap_or(start);
+                let seconds = spec.draw(scenario.seed, &df.id, Purpose::History, u64::from(k));
+                number += 1;
+                let id = transaction_id(begun, number);
+                let ids = (ws.id.as_str(), df.id.as_str());
+                let mut tx = Transaction::start(id, ids, "seed", begun, &df.refresh, None);
+                tx.refresh_type = "Scheduled".to_owned();
+                let end = begun
+                    .saturating_add(scenario::seconds(seconds))
+                    .unwrap_or(begun);
+                tx.finish(TransactionOutcome::Success, end, None);
                 out.push(tx);
             }
         }
@@ -165,7 +211,7 @@ mod tests {
             ..DataflowBehaviour::default()
         };
         let now: Timestamp = "2026-11-24T03:00:00Z".parse().unwrap();
-        let mut tx = Transaction::start("t".into(), "g", "d", "api", now, &behaviour);
+        let mut tx = Transaction::start("t".into(), ("g", "d"), "api", now, &behaviour, None);
         tx.settle(now);
         assert_eq!(tx.status(), "InProgress");
         tx.observed += 1;

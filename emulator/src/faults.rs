@@ -1,15 +1,16 @@
-//! Fault injection, the request log and per-route counts, as one middleware around every
-//! emulated route, so no handler can forget them and a faulted call is logged like any other.
+//! Fault injection, the rate limit, the request log and per-route and per-client counts, as one
+//! middleware around every emulated route, so no handler can forget them and a faulted or
+//! rate-limited call is logged like any other.
 //!
 //! The middleware never records a form body (the token endpoint's body holds the client secret):
 //! only JSON bodies of Power BI calls are kept, and for token calls only the `client_id`.
 
 use crate::router::{self, ROUTE_NAMES};
-use crate::state::{AppState, LogEntry};
+use crate::state::{AppState, LogEntry, World};
 use crate::{entra, wire};
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -112,14 +113,19 @@ pub(crate) async fn middleware(
         Ok(bytes) => {
             let (client_id, logged_body) =
                 inspect(&state, route, query.as_deref(), &parts.headers, &bytes);
-            let fault = {
+            let (limited, fault) = {
                 let mut world = state.world();
                 match route {
                     Some(name) => {
                         *world.counts.entry(name.to_owned()).or_default() += 1;
-                        take_fault(&mut world.faults, name)
+                        world.stats.call(client_id.as_deref(), name);
+                        // A refused call never reaches the service: it uses up no fault.
+                        match rate_limited(&state, &mut world, name, client_id.as_deref()) {
+                            Some(refused) => (Some(refused), None),
+                            None => (None, take_fault(&mut world.faults, name)),
+                        }
                     }
-                    None => None,
+                    None => (None, None),
                 }
             };
             if let Some(fault) = &fault {
@@ -128,8 +134,21 @@ pub(crate) async fn middleware(
                 }
             }
             let request = Request::from_parts(parts, Body::from(bytes));
-            let response = match &fault {
-                Some(spec) if spec.status.is_some() => {
+            let response = match (limited, &fault) {
+                (Some(refused), _) => {
+                    state
+                        .world()
+                        .stats
+                        .answered(client_id.as_deref(), 429, true);
+                    return finish(
+                        &state,
+                        (method, path, query, route),
+                        refused,
+                        client_id,
+                        logged_body,
+                    );
+                }
+                (None, Some(spec)) if spec.status.is_some() => {
                     if spec.apply_then_fail {
                         // The work happens; only the answer is lost.
                         drop(next.run(request).await);
@@ -138,10 +157,32 @@ pub(crate) async fn middleware(
                 }
                 _ => next.run(request).await,
             };
+            let status = response.status().as_u16();
+            state
+                .world()
+                .stats
+                .answered(client_id.as_deref(), status, false);
             (response, client_id, logged_body)
         }
     };
 
+    finish(
+        &state,
+        (method, path, query, route),
+        response,
+        client_id,
+        logged_body,
+    )
+}
+
+/// Logs a call (method, path, query, route) and returns its answer.
+fn finish(
+    state: &AppState,
+    (method, path, query, route): (Method, String, Option<String>, Option<&'static str>),
+    response: Response,
+    client_id: Option<String>,
+    logged_body: Option<Value>,
+) -> Response {
     let status = response.status().as_u16();
     tracing::info!(%method, path, status, route = route.unwrap_or("-"), "request");
     let mut world = state.world();
@@ -157,6 +198,36 @@ pub(crate) async fn middleware(
         body: logged_body,
     });
     response
+}
+
+/// The 429 of a call over its client's rate limit (Power BI and Fabric routes only; token
+/// endpoints and flow triggers are never limited, nor calls without a known token).
+fn rate_limited(
+    state: &AppState,
+    world: &mut World,
+    route: &str,
+    client_id: Option<&str>,
+) -> Option<Response> {
+    let limit = state.scenario.rate_limit.as_ref()?;
+    if route.starts_with("token") || route == "flow.trigger" {
+        return None;
+    }
+    let now = world.now();
+    let wait = world.rate_limiter.check(client_id?, limit, now).err()?;
+    let seconds = world.clock.real_seconds(wait).max(1);
+    let message = format!(
+        "Rate limit of {} requests per {} seconds exceeded. Retry after {seconds} seconds.",
+        limit.requests, limit.per_seconds
+    );
+    let mut response = if route.starts_with("fabric.") {
+        crate::fabric::fabric_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
+    } else {
+        wire::pbi_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
+    };
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    Some(response)
 }
 
 /// Who called (token owner, or the token request's `client_id`) and the JSON body to log.

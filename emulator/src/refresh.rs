@@ -1,9 +1,10 @@
 //! The dataset refresh state machine, kept apart from HTTP so its rules (when a refresh ends, what
 //! it shows while running, what a failure carries) live in one place.
 //!
-//! A refresh ends lazily: whenever it is looked at, [`Refresh::settle`] checks its duration on the
+//! A refresh ends lazily: whenever it is looked at, [`Refresh::due`] checks its duration on the
 //! emulator's clock and how often it has been observed. Nothing runs in the background, so a test
-//! that counts polls is exactly reproducible.
+//! that counts polls is exactly reproducible. A refresh accepted while its capacity is full waits
+//! (`began` is `None`) until `capacity` gives it a slot; its duration and polls count from then.
 
 use crate::scenario::{Outcome, ServiceError};
 use jiff::{SignedDuration, Timestamp};
@@ -94,13 +95,20 @@ pub(crate) struct Refresh {
     pub enhanced: Option<Enhanced>,
     /// The JSON body of the POST that started it.
     pub body: Option<Value>,
+    /// When the service accepted it: the `startTime` it shows.
     pub start: Timestamp,
+    /// When it got a capacity slot and began to run; `None` while queued.
+    pub began: Option<Timestamp>,
+    /// Its workspace's capacity id (lower case), if any.
+    pub capacity: Option<String>,
     pub end: Option<Timestamp>,
     pub ended: Option<Ended>,
     pub error: Option<ServiceError>,
     pub messages: Vec<EngineMessage>,
     /// Times it appeared in a history response or was read by id.
     pub observed: u32,
+    /// `observed` when it began: only later observations count towards `polls`.
+    pub observed_at_begin: u32,
     /// History reads it is still hidden from.
     pub hidden_reads: u32,
     pub plan: Plan,
@@ -112,27 +120,34 @@ impl Refresh {
         self.ended.is_none()
     }
 
-    /// Ends it if its duration has passed or it has been observed `polls` times.
-    pub fn settle(&mut self, now: Timestamp) {
-        if !self.running() {
-            return;
-        }
+    /// When it ends, if that is by `now`: `duration` after it began, or now once it has been
+    /// observed `polls` times since it began. A queued refresh is never due.
+    pub fn due(&self, now: Timestamp) -> Option<Timestamp> {
+        let began = self.began.filter(|_| self.running())?;
         if let Some(duration) = self.plan.duration {
-            let due = self.start.saturating_add(duration).unwrap_or(self.start);
+            let due = began.saturating_add(duration).unwrap_or(began);
             if now >= due {
-                self.finish(Ended::from_outcome(self.plan.outcome), due, None);
-                return;
+                return Some(due);
             }
         }
-        if let Some(polls) = self.plan.polls {
-            if self.observed >= polls {
-                self.finish(
-                    Ended::from_outcome(self.plan.outcome),
-                    now.max(self.start),
-                    None,
-                );
-            }
+        match self.plan.polls {
+            Some(polls) if self.observed - self.observed_at_begin >= polls => Some(now.max(began)),
+            _ => None,
         }
+    }
+
+    /// Ends it as planned if it is due (the world settles through `capacity::settle`).
+    #[cfg(test)]
+    pub fn settle(&mut self, now: Timestamp) {
+        if let Some(at) = self.due(now) {
+            self.finish(Ended::from_outcome(self.plan.outcome), at, None);
+        }
+    }
+
+    /// It gets a capacity slot at `at`.
+    pub fn begin(&mut self, at: Timestamp) {
+        self.began = Some(at.max(self.start));
+        self.observed_at_begin = self.observed;
     }
 
     /// Ends it now with `outcome`; `error` overrides the plan's error for a failure.
@@ -184,12 +199,13 @@ impl Refresh {
         self.ended.map_or("Unknown", Ended::status)
     }
 
-    /// The `extendedStatus` (enhanced refreshes only): `NotStarted` until first observed.
+    /// The `extendedStatus` (enhanced refreshes only): `NotStarted` while queued and until first
+    /// observed after it began.
     pub fn extended_status(&self) -> Option<&'static str> {
         self.enhanced.as_ref()?;
         Some(match self.ended {
             Some(ended) => ended.extended(),
-            None if self.observed == 0 => "NotStarted",
+            None if self.began.is_none() || self.observed == self.observed_at_begin => "NotStarted",
             None => "InProgress",
         })
     }
@@ -222,11 +238,14 @@ mod tests {
             }),
             body: None,
             start: "2026-11-24T03:00:00Z".parse().unwrap(),
+            began: Some("2026-11-24T03:00:00Z".parse().unwrap()),
+            capacity: None,
             end: None,
             ended: None,
             error: None,
             messages: vec![],
             observed: 0,
+            observed_at_begin: 0,
             hidden_reads: 0,
             plan,
         }
@@ -267,6 +286,25 @@ mod tests {
                 .unwrap()
                 .contains("\"errorCode\"")
         );
+    }
+
+    #[test]
+    fn a_queued_refresh_counts_its_duration_and_polls_from_when_it_began() {
+        let mut r = refresh(plan(Some(1), Some(10), Outcome::Completed), true);
+        r.began = None;
+        r.observed = 5;
+        let start = r.start;
+        let later = |s| start.checked_add(SignedDuration::from_secs(s)).unwrap();
+        r.settle(later(100));
+        assert_eq!(r.extended_status(), Some("NotStarted"));
+        let at = later(60);
+        r.begin(at);
+        r.settle(at);
+        assert_eq!(r.extended_status(), Some("NotStarted"));
+        r.settle(later(69));
+        assert!(r.running());
+        r.settle(later(75));
+        assert_eq!(r.end, Some(later(70)));
     }
 
     #[test]

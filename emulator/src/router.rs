@@ -154,6 +154,8 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/_emulator/reset", post(control::reset))
         .route("/_emulator/requests", get(control::requests))
         .route("/_emulator/counts", get(control::counts))
+        .route("/_emulator/stats", get(control::load::stats))
+        .route("/_emulator/capacities", get(control::load::capacities))
         .route(
             "/_emulator/faults",
             post(control::add_fault)

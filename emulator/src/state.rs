@@ -4,12 +4,16 @@
 //! `.await`, so requests are atomic with respect to each other and tests see a consistent order.
 //! Reset rebuilds the world from the immutable scenario.
 
+use crate::capacity::{self, Limits, Peaks};
 use crate::dataflow::{self, Transaction};
 use crate::faults::Fault;
+use crate::history;
 use crate::jobs::Job;
-use crate::refresh::{Ended, Enhanced, Plan, Refresh};
+use crate::random::Purpose;
+use crate::ratelimit::{RateLimiter, Stats};
+use crate::refresh::{Plan, Refresh};
 use crate::scenario::{
-    self, DataflowBehaviour, HistoryStatus, JobBehaviour, RefreshBehaviour, Scenario, Workspace,
+    self, DataflowBehaviour, DurationSpec, JobBehaviour, RefreshBehaviour, Scenario, Workspace,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -17,9 +21,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-
-/// The first integer `id` given to a history entry.
-const FIRST_REFRESH_NUMBER: u64 = 937_845_001;
 
 /// State shared by every handler.
 pub(crate) type AppState = Arc<Shared>;
@@ -64,20 +65,34 @@ impl Shared {
     }
 }
 
-/// The emulator's clock: real monotonic time since start, plus what `/clock/advance` added.
+/// The emulator's clock: real monotonic time since start times the scenario's `timeScale`, plus
+/// what `/clock/advance` added (emulator seconds, not scaled).
 pub(crate) struct Clock {
     start: Timestamp,
     origin: Instant,
     offset: SignedDuration,
+    scale: f64,
 }
 
 impl Clock {
-    fn new() -> Clock {
+    fn new(scale: f64) -> Clock {
         Clock {
             start: Timestamp::now(),
             origin: Instant::now(),
             offset: SignedDuration::ZERO,
+            scale,
         }
+    }
+
+    /// Emulator seconds per real second.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// Real seconds a client must wait for `emulator_seconds` to pass, rounded up (what a
+    /// `Retry-After` header says).
+    pub fn real_seconds(&self, emulator_seconds: f64) -> u64 {
+        real_seconds(emulator_seconds, self.scale)
     }
 
     /// When the emulator (or its last reset) started: the anchor of relative scenario times.
@@ -87,8 +102,11 @@ impl Clock {
 
     /// The emulator's current time.
     pub fn now(&self) -> Timestamp {
-        let elapsed =
-            SignedDuration::try_from(self.origin.elapsed()).unwrap_or(SignedDuration::ZERO);
+        let elapsed = if self.scale == 1.0 {
+            SignedDuration::try_from(self.origin.elapsed()).unwrap_or(SignedDuration::ZERO)
+        } else {
+            scenario::seconds(self.origin.elapsed().as_secs_f64() * self.scale)
+        };
         let ahead = elapsed.saturating_add(self.offset);
         self.start.saturating_add(ahead).unwrap_or(Timestamp::MAX)
     }
@@ -96,6 +114,17 @@ impl Clock {
     /// Moves the clock forward.
     pub fn advance(&mut self, by: SignedDuration) {
         self.offset = self.offset.saturating_add(by);
+    }
+}
+
+/// Real seconds for `emulator_seconds` to pass at `scale` emulator seconds per real second,
+/// rounded up.
+pub(crate) fn real_seconds(emulator_seconds: f64, scale: f64) -> u64 {
+    let real = (emulator_seconds / scale).ceil();
+    if real.is_finite() && real > 0.0 {
+        real as u64
+    } else {
+        0
     }
 }
 
@@ -155,68 +184,34 @@ pub(crate) struct World {
     pub next_fault_id: u64,
     pub log: Vec<LogEntry>,
     pub counts: BTreeMap<String, u64>,
+    /// Model refresh concurrency per capacity.
+    pub capacity_limits: Limits,
+    /// Gen1 dataflow transaction concurrency per capacity.
+    pub dataflow_limits: Limits,
+    /// Most model refreshes seen running at once per capacity.
+    pub peaks: Peaks,
+    /// Most dataflow transactions seen running at once per capacity.
+    pub dataflow_peaks: Peaks,
+    /// The scenario's `seed`.
+    seed: u64,
+    /// Durations drawn so far per model or dataflow id (lower case).
+    draws: HashMap<String, u64>,
+    pub rate_limiter: RateLimiter,
+    /// Per-client counts and 429s (`GET /_emulator/stats`), cleared with the log.
+    pub stats: Stats,
 }
 
 impl World {
     fn new(scenario: &Scenario) -> World {
-        let clock = Clock::new();
+        let clock = Clock::new(scenario.time_scale);
         let start = clock.start();
-        let mut behaviours = HashMap::new();
-        let mut refreshes = Vec::new();
-        for ws in &scenario.workspaces {
-            for ds in &ws.datasets {
-                behaviours.insert(ds.id.to_ascii_lowercase(), ds.refresh.clone());
-                for entry in &ds.history {
-                    // Validated when the scenario was parsed; fall back to `start` regardless.
-                    let at = |text: &str| scenario::resolve_time(text, start).unwrap_or(start);
-                    let mut refresh = Refresh {
-                        request_id: entry.request_id.clone(),
-                        number: 0,
-                        group_id: ws.id.clone(),
-                        dataset_id: ds.id.clone(),
-                        refresh_type: entry.refresh_type.clone(),
-                        enhanced: entry.enhanced.then(|| Enhanced {
-                            kind: "Full".to_owned(),
-                            commit_mode: "Transactional".to_owned(),
-                            objects: Vec::new(),
-                            engine_error: None,
-                        }),
-                        body: None,
-                        start: at(&entry.start_time),
-                        end: None,
-                        ended: None,
-                        error: None,
-                        messages: Vec::new(),
-                        observed: 0,
-                        hidden_reads: 0,
-                        plan: Plan {
-                            polls: entry.polls,
-                            duration: entry.duration_seconds.map(scenario::seconds),
-                            outcome: entry.outcome,
-                            error: entry.error.clone(),
-                        },
-                    };
-                    let ended = match entry.status {
-                        HistoryStatus::Unknown => None,
-                        HistoryStatus::Completed => Some(Ended::Completed),
-                        HistoryStatus::Failed => Some(Ended::Failed),
-                        HistoryStatus::Cancelled => Some(Ended::Cancelled),
-                        HistoryStatus::Disabled => Some(Ended::Disabled),
-                    };
-                    if let (Some(ended), Some(end)) = (ended, &entry.end_time) {
-                        refresh.finish(ended, at(end), entry.error.clone());
-                    }
-                    refreshes.push(refresh);
-                }
-            }
-        }
-        // Older refreshes get smaller integer ids, as in the service.
-        refreshes.sort_by_key(|r: &Refresh| r.start);
-        let mut next_number = FIRST_REFRESH_NUMBER;
-        for refresh in &mut refreshes {
-            refresh.number = next_number;
-            next_number += 1;
-        }
+        let behaviours = scenario
+            .workspaces
+            .iter()
+            .flat_map(|w| &w.datasets)
+            .map(|d| (d.id.to_ascii_lowercase(), d.refresh.clone()))
+            .collect();
+        let (refreshes, next_number) = history::seed(scenario, start);
         let (transactions, next_transaction) = dataflow::seed(scenario, start);
         let lower = |id: &str| id.to_ascii_lowercase();
         let dataflow_behaviours = scenario
@@ -231,7 +226,24 @@ impl World {
             .flat_map(|w| &w.items)
             .map(|i| (lower(&i.id), i.refresh.clone()))
             .collect();
-        World {
+        let limit = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        let mut world = World {
+            capacity_limits: scenario
+                .capacities
+                .iter()
+                .map(|c| (lower(&c.id), limit(c.concurrency)))
+                .collect(),
+            dataflow_limits: scenario
+                .capacities
+                .iter()
+                .filter_map(|c| Some((lower(&c.id), limit(c.dataflow_concurrency?))))
+                .collect(),
+            peaks: Peaks::new(),
+            dataflow_peaks: Peaks::new(),
+            seed: scenario.seed,
+            draws: HashMap::new(),
+            rate_limiter: RateLimiter::default(),
+            stats: Stats::default(),
             clock,
             tokens: HashMap::new(),
             behaviours,
@@ -246,7 +258,10 @@ impl World {
             next_fault_id: 1,
             log: Vec::new(),
             counts: BTreeMap::new(),
-        }
+        };
+        // Seeded running refreshes hold their slots: count them in the peaks.
+        world.admit(start);
+        world
     }
 
     /// The emulator's current time.
@@ -254,18 +269,44 @@ impl World {
         self.clock.now()
     }
 
-    /// Ends every refresh, transaction and job whose time has come (without observing any).
-    pub fn settle_all(&mut self) {
+    /// Ends every refresh, transaction and job whose time has come (without observing any),
+    /// handing freed capacity slots to waiting ones; returns the time it settled at.
+    pub fn settle_all(&mut self) -> Timestamp {
         let now = self.now();
-        for refresh in &mut self.refreshes {
-            refresh.settle(now);
-        }
-        for tx in &mut self.transactions {
-            tx.settle(now);
-        }
+        capacity::settle(
+            &mut self.refreshes,
+            &self.capacity_limits,
+            &mut self.peaks,
+            now,
+        );
+        capacity::settle(
+            &mut self.transactions,
+            &self.dataflow_limits,
+            &mut self.dataflow_peaks,
+            now,
+        );
         for job in &mut self.jobs {
             job.settle(now);
         }
+        now
+    }
+
+    /// Gives free capacity slots to waiting refreshes and transactions at `at`: call it after
+    /// accepting, cancelling or completing one.
+    pub fn admit(&mut self, at: Timestamp) {
+        let (limits, peaks) = (&self.capacity_limits, &mut self.peaks);
+        capacity::admit(&mut self.refreshes, limits, peaks, at);
+        let (limits, peaks) = (&self.dataflow_limits, &mut self.dataflow_peaks);
+        capacity::admit(&mut self.transactions, limits, peaks, at);
+    }
+
+    /// The next duration of entity `key` (a model or dataflow id) under `spec`, in seconds:
+    /// draw n of that entity, so the k-th refresh of a model lasts the same in every run.
+    pub fn draw(&mut self, key: &str, spec: Option<&DurationSpec>) -> Option<f64> {
+        let spec = spec?;
+        let index = self.draws.entry(key.to_ascii_lowercase()).or_default();
+        *index += 1;
+        Some(spec.draw(self.seed, key, Purpose::Run, *index))
     }
 
     /// A transaction by id (exact, as ids are case-sensitive strings).
@@ -317,11 +358,12 @@ impl World {
 }
 
 impl Plan {
-    /// The plan of a refresh started now under `behaviour`.
-    pub fn from_behaviour(behaviour: &RefreshBehaviour) -> Plan {
+    /// The plan of a refresh started now under `behaviour`, lasting `duration_seconds` (drawn
+    /// from the behaviour's `durationSeconds`).
+    pub fn from_behaviour(behaviour: &RefreshBehaviour, duration_seconds: Option<f64>) -> Plan {
         Plan {
             polls: behaviour.polls,
-            duration: behaviour.duration_seconds.map(scenario::seconds),
+            duration: duration_seconds.map(scenario::seconds),
             outcome: behaviour.outcome,
             error: behaviour.error.clone(),
         }

@@ -133,10 +133,15 @@ struct RefreshAttempt {
     kind: &'static str,
 }
 
+/// Its one attempt, started when it got a capacity slot (none while it waits in the queue, or if
+/// it was cancelled there).
 fn attempts(refresh: &Refresh, time: fn(Timestamp) -> String) -> Vec<RefreshAttempt> {
+    let Some(began) = refresh.began else {
+        return Vec::new();
+    };
     vec![RefreshAttempt {
         attempt_id: 1,
-        start_time: time(refresh.start),
+        start_time: time(began),
         end_time: refresh.end.map(time),
         service_exception_json: refresh.service_exception_json(),
         kind: "Data",

@@ -14,10 +14,11 @@ use crate::error::Error;
 
 /// Default overall wait: the service's own default per-attempt timeout (five hours).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 3600);
-/// Default shortest poll interval.
-pub const DEFAULT_POLL_MIN: Duration = Duration::from_secs(5);
-/// Default longest poll interval.
-pub const DEFAULT_POLL_MAX: Duration = Duration::from_secs(60);
+/// Default shortest poll interval: fine enough to see a 2-minute refresh end within 2 %.
+pub const DEFAULT_POLL_MIN: Duration = Duration::from_secs(2);
+/// Default longest poll interval: the policy polls densely only where a refresh is expected to
+/// end, so a long maximum saves calls on long refreshes without delaying their detection.
+pub const DEFAULT_POLL_MAX: Duration = Duration::from_secs(120);
 /// Default time a new refresh may stay invisible before it counts as dropped.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(120);
 

@@ -5,9 +5,11 @@
 //! sparsely — straight towards the start of the window where the refresh is expected to end, in
 //! steps of at most `poll.max` — then polls densely inside that window (every 2 % of the
 //! expected duration, so the end is seen within 2 % of it), and when the refresh runs long it
-//! backs off with the elapsed time (every 2 % of it). Without a history, intervals grow by half
-//! from `poll.min`. Always within `[poll.min, poll.max]`, with a little jitter so runners started
-//! together spread out; a service's `Retry-After` is applied by the caller on top.
+//! backs off with the elapsed time (every 2 % of it). Without a history (a model's first refresh),
+//! each interval is a tenth of the time elapsed, so the end is seen within 10 % of the duration
+//! at a cost that grows only with its logarithm. Always within `[poll.min, poll.max]`, with a
+//! little jitter so runners started together spread out; a service's `Retry-After` is applied by
+//! the caller on top.
 
 use std::time::Duration;
 
@@ -15,7 +17,11 @@ use std::time::Duration;
 const PRECISION: f64 = 0.02;
 /// The narrowest window around the expected end, as a fraction of the expected duration.
 const MIN_SPREAD: f64 = 0.05;
-/// Jitter amplitude (±).
+/// Added to the observed range on each side of the window.
+const MARGIN: f64 = 0.03;
+/// Without history: the interval as a fraction of the elapsed time.
+const BLIND: f64 = 0.1;
+/// Jitter amplitude: intervals are shortened by up to this fraction.
 const JITTER: f64 = 0.1;
 
 /// What the history predicts of a refresh's duration.
@@ -41,8 +47,9 @@ impl Expectation {
         secs.sort_by(f64::total_cmp);
         let at = |q: f64| secs[((secs.len() - 1) as f64 * q).round() as usize];
         let median = at(0.5);
-        // The 10th–90th percentile range, as a half-width relative to the median.
-        let spread = ((at(0.9) - at(0.1)) / 2.0 / median).max(MIN_SPREAD);
+        // The whole observed range, as a half-width relative to the median, plus a margin: a
+        // refresh that ends just outside what was seen before must still be caught in the window.
+        let spread = ((at(1.0) - at(0.0)) / 2.0 / median + MARGIN).max(MIN_SPREAD);
         Some(Expectation {
             median: Duration::from_secs_f64(median),
             spread,
@@ -76,31 +83,41 @@ impl PollPolicy {
         }
     }
 
-    /// The delay before the next poll, when the item has been running for `elapsed` and
-    /// `polls` polls were made; `jitter` in `[-1, 1]`.
-    pub fn next(&self, elapsed: Duration, polls: u32, jitter: f64) -> Duration {
+    /// The delay before the next poll, when the item has been running for `elapsed`;
+    /// `jitter` in `[-1, 1]`.
+    pub fn next(&self, elapsed: Duration, jitter: f64) -> Duration {
         let (min, max) = (
             self.min.as_secs_f64(),
             self.max.as_secs_f64().max(self.min.as_secs_f64()),
         );
         let t = elapsed.as_secs_f64();
-        let base = match self.expectation {
-            None => min * 1.5f64.powi(polls.min(64) as i32),
+        let u = jitter.clamp(-1.0, 1.0).abs();
+        // Jitter only shortens an interval: a longer one would overshoot the window or the
+        // precision promised above.
+        let jittered = match self.expectation {
+            None => BLIND * t * (1.0 - JITTER * u),
             Some(e) => {
                 let (start, end) = e.window();
-                let dense = PRECISION * e.median.as_secs_f64();
+                // Within 2 % of any duration the window allows.
+                let dense = (PRECISION * start).max(min);
                 if t + dense < start {
-                    // Sparse: straight to the window (the caller caps each sleep at `max`).
-                    start - t
+                    // Sparse: straight to the window (the caller caps each sleep at `max`),
+                    // landing early by less than one dense interval; a short gap is not
+                    // jittered at all, so a short refresh costs no extra poll.
+                    let gap = start - t;
+                    if gap > 10.0 * dense {
+                        gap - u * (JITTER * gap).min(dense)
+                    } else {
+                        gap
+                    }
                 } else if t <= end {
-                    dense
+                    dense * (1.0 - JITTER * u)
                 } else {
                     // Running long: keep the end within 2 % of the actual duration.
-                    PRECISION * t
+                    PRECISION * t * (1.0 - JITTER * u)
                 }
             }
         };
-        let jittered = base * (1.0 + JITTER * jitter.clamp(-1.0, 1.0));
         Duration::from_secs_f64(jittered.clamp(min, max))
     }
 }
@@ -114,17 +131,15 @@ mod tests {
     }
 
     #[test]
-    fn without_history_intervals_grow_from_min_to_max() {
+    fn without_history_intervals_are_a_tenth_of_the_elapsed_time_within_bounds() {
         let p = PollPolicy::bounded(s(5.0), s(60.0));
-        assert_eq!(p.next(s(0.0), 0, 0.0), s(5.0));
-        assert_eq!(p.next(s(5.0), 1, 0.0), s(7.5));
-        assert_eq!(p.next(s(500.0), 20, 0.0), s(60.0));
-        assert_eq!(
-            p.next(s(0.0), 0, -1.0),
-            s(5.0),
-            "jitter never goes below min"
-        );
-        assert_eq!(p.next(s(500.0), 30, 1.0), s(60.0), "nor above max");
+        assert_eq!(p.next(s(0.0), 0.0), s(5.0));
+        assert_eq!(p.next(s(100.0), 0.0), s(10.0));
+        assert_eq!(p.next(s(5000.0), 0.0), s(60.0));
+        assert_eq!(p.next(s(0.0), -1.0), s(5.0), "jitter never goes below min");
+        assert_eq!(p.next(s(5000.0), 1.0), s(60.0), "nor above max");
+        assert_eq!(p.next(s(100.0), 1.0), s(9.0), "jitter shortens");
+        assert!(p.next(s(100.0), 0.5) > p.next(s(100.0), -1.0));
     }
 
     #[test]
@@ -132,7 +147,7 @@ mod tests {
         let e = Expectation::from_durations(&[s(100.0), s(110.0), s(90.0), s(105.0), s(95.0)])
             .expect("learned");
         assert_eq!(e.median, s(100.0));
-        assert!((e.spread - 0.1).abs() < 1e-9, "{}", e.spread);
+        assert!((e.spread - 0.13).abs() < 1e-9, "{}", e.spread);
         let narrow = Expectation::from_durations(&[s(100.0); 3]).expect("learned");
         assert_eq!(narrow.spread, MIN_SPREAD);
         assert_eq!(Expectation::from_durations(&[]), None);
@@ -149,19 +164,19 @@ mod tests {
             max: s(300.0),
             expectation: Some(e),
         };
-        assert_eq!(p.next(s(0.0), 0, 0.0), s(300.0), "sparse, capped at max");
+        assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
-            p.next(s(3100.0), 5, 0.0),
+            p.next(s(3100.0), 0.0),
             s(140.0),
             "straight to the window at 3240 s"
         );
         assert_eq!(
-            p.next(s(3500.0), 6, 0.0),
-            s(72.0),
-            "dense: 2 % of the expected hour"
+            p.next(s(3500.0), 0.0),
+            s(64.8),
+            "dense: 2 % of the window's start (3240 s)"
         );
         assert_eq!(
-            p.next(s(5000.0), 9, 0.0),
+            p.next(s(5000.0), 0.0),
             s(100.0),
             "long: 2 % of the elapsed time"
         );
@@ -173,9 +188,14 @@ mod tests {
                 spread: 0.05,
             }),
         };
-        assert_eq!(short.next(s(0.0), 0, 0.0), s(9.5));
+        assert_eq!(short.next(s(0.0), 0.0), s(9.5));
         assert_eq!(
-            short.next(s(9.5), 1, 0.0),
+            short.next(s(0.0), 1.0),
+            s(9.5),
+            "a short gap is not jittered"
+        );
+        assert_eq!(
+            short.next(s(9.5), 0.0),
             s(1.0),
             "dense, but never below min"
         );

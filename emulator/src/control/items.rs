@@ -26,7 +26,9 @@ fn transaction_view(tx: &Transaction) -> Value {
         "source": tx.source,
         "status": tx.status(),
         "startTime": history_time(tx.start),
+        "beganTime": tx.began.map(history_time),
         "endTime": tx.end.map(history_time),
+        "capacityId": tx.capacity,
         "observed": tx.observed,
         "error": tx.error,
     })
@@ -73,8 +75,7 @@ pub(crate) async fn complete_transaction(
 ) -> Result<Response, Response> {
     let complete: CompleteTransaction = parse(&body)?;
     let mut world = state.world();
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
     let tx = world
         .transaction_mut(&id)
         .ok_or_else(|| wire::item_not_found(format!("No transaction {id}")))?;
@@ -85,7 +86,9 @@ pub(crate) async fn complete_transaction(
         )));
     }
     tx.finish(complete.outcome, now, complete.error);
-    Ok(ok(&transaction_view(tx)))
+    let body = transaction_view(tx);
+    world.admit(now);
+    Ok(ok(&body))
 }
 
 /// `PUT /_emulator/dataflows/{dataflowId}/refresh`.
@@ -142,8 +145,7 @@ pub(crate) async fn complete_job(
 ) -> Result<Response, Response> {
     let complete: CompleteJob = parse(&body)?;
     let mut world = state.world();
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
     let job = world
         .job_mut(&id)
         .ok_or_else(|| wire::item_not_found(format!("No job instance {id}")))?;

@@ -1,11 +1,13 @@
 //! The control API (`/_emulator/…`): what tests and demos use to inspect and steer the emulator
 //! (reset, request log, counts, faults, clock, token revocation, refreshes, model behaviour;
-//! dataflow transactions and Fabric jobs in [`items`]).
+//! dataflow transactions and Fabric jobs in [`items`]; per-client stats and capacities, for
+//! benchmarks, in [`load`]).
 //!
 //! Control calls are never faulted, counted or logged, so observing the emulator does not change
 //! what it records.
 
 pub(crate) mod items;
+pub(crate) mod load;
 
 use crate::faults::{Fault, FaultSpec};
 use crate::refresh::{Ended, Refresh};
@@ -63,6 +65,7 @@ pub(crate) async fn clear_log(State(state): State<AppState>) -> Response {
     let mut world = state.world();
     world.log.clear();
     world.counts.clear();
+    world.stats = Default::default();
     ok(&json!({"status": "ok"}))
 }
 
@@ -107,7 +110,11 @@ pub(crate) async fn clear_faults(State(state): State<AppState>) -> Response {
 /// `GET /_emulator/clock`.
 pub(crate) async fn clock(State(state): State<AppState>) -> Response {
     let world = state.world();
-    ok(&json!({"now": history_time(world.now()), "start": history_time(world.clock.start())}))
+    ok(&json!({
+        "now": history_time(world.now()),
+        "start": history_time(world.clock.start()),
+        "timeScale": world.clock.scale(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -153,7 +160,9 @@ fn view(refresh: &Refresh) -> Value {
         "status": refresh.status(),
         "extendedStatus": refresh.extended_status(),
         "startTime": history_time(refresh.start),
+        "beganTime": refresh.began.map(history_time),
         "endTime": refresh.end.map(history_time),
+        "capacityId": refresh.capacity,
         "observed": refresh.observed,
         "body": refresh.body,
     })
@@ -184,8 +193,7 @@ pub(crate) async fn complete_refresh(
 ) -> Result<Response, Response> {
     let complete: Complete = parse(&body)?;
     let mut world = state.world();
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
     let refresh = world
         .refresh_mut(&request_id)
         .ok_or_else(|| wire::item_not_found(format!("No refresh {request_id}")))?;
@@ -196,7 +204,9 @@ pub(crate) async fn complete_refresh(
         )));
     }
     refresh.finish(Ended::from_outcome(complete.outcome), now, complete.error);
-    Ok(ok(&view(refresh)))
+    let body = view(refresh);
+    world.admit(now);
+    Ok(ok(&body))
 }
 
 /// `PUT /_emulator/datasets/{datasetId}/refresh`: replaces a model's refresh behaviour (for

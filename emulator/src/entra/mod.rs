@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
@@ -224,10 +224,10 @@ pub(crate) fn issue(
     let now = world.now();
     let lifetime = scenario.token_lifetime_seconds;
     let access_token = format!("{}{}", scenario.token_prefix, random_chars(40));
-    let lifetime_secs = i64::try_from(lifetime).unwrap_or(i64::MAX);
-    let expires_at = now
-        .saturating_add(SignedDuration::from_secs(lifetime_secs))
-        .unwrap_or(Timestamp::MAX);
+    // `lifetime` real seconds: under `timeScale` the token lives `lifetime × timeScale` on the
+    // emulator's clock, so a client that caches it for `expires_in` never sees it die early.
+    let on_clock = crate::scenario::seconds(lifetime as f64 * world.clock.scale());
+    let expires_at = now.saturating_add(on_clock).unwrap_or(Timestamp::MAX);
     world.tokens.insert(
         access_token.clone(),
         Token {

@@ -8,7 +8,7 @@
 use super::{FabricCaller, caller, fabric_error, fabric_time, page, workspace as find_workspace};
 use crate::jobs::Job;
 use crate::scenario::{FabricItem, JobOutcome, Workspace};
-use crate::state::{AppState, Principal};
+use crate::state::{AppState, Principal, real_seconds};
 use crate::wire::{base_url, json_response};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
@@ -146,8 +146,8 @@ pub(crate) async fn run(
             "The operation is not supported for the principal type",
         ));
     }
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
+    let scale = world.clock.scale();
     let behaviour = world
         .item_behaviours
         .get(&item.id.to_ascii_lowercase())
@@ -166,7 +166,7 @@ pub(crate) async fn run(
     insert(
         &mut response,
         header::RETRY_AFTER,
-        &job.retry_after.to_string(),
+        &real_seconds(job.retry_after as f64, scale).to_string(),
     );
     insert(
         &mut response,
@@ -200,13 +200,14 @@ pub(crate) async fn get(
     let workspace = find_workspace(&state, &caller, &workspace_id)?;
     let item = find_item(workspace, &item_id)?;
     world.settle_all();
+    let scale = world.clock.scale();
     let job = world
         .job_mut(&job_id)
         .filter(|j| j.item_id.eq_ignore_ascii_case(&item.id))
         .ok_or_else(|| job_not_found(&job_id))?;
     let body = Instance::new(job);
     job.observed += 1;
-    let retry_after = job.retry_after;
+    let retry_after = real_seconds(job.retry_after as f64, scale);
     let mut response = json_response(StatusCode::OK, &body);
     insert(&mut response, header::RETRY_AFTER, &retry_after.to_string());
     Ok(response)
@@ -259,8 +260,8 @@ pub(crate) async fn cancel(
     let caller = caller(&world, &headers)?;
     let workspace = find_workspace(&state, &caller, &workspace_id)?;
     let item = find_item(workspace, &item_id)?;
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
+    let scale = world.clock.scale();
     let job = world
         .job_mut(&job_id)
         .filter(|j| j.item_id.eq_ignore_ascii_case(&item.id))
@@ -278,7 +279,7 @@ pub(crate) async fn cancel(
     insert(
         &mut response,
         header::RETRY_AFTER,
-        &job.retry_after.to_string(),
+        &real_seconds(job.retry_after as f64, scale).to_string(),
     );
     Ok(response)
 }

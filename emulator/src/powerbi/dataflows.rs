@@ -70,8 +70,7 @@ pub(crate) fn start(
     dataflow: &Dataflow,
     source: &'static str,
 ) -> Result<(), Refused> {
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
     let mine = |t: &&Transaction| t.dataflow_id.eq_ignore_ascii_case(&dataflow.id);
     if world
         .transactions
@@ -102,8 +101,16 @@ pub(crate) fn start(
         .unwrap_or_default();
     let number = world.take_transaction_number();
     let id = dataflow::transaction_id(now, number);
-    let tx = Transaction::start(id, &workspace.id, &dataflow.id, source, now, &behaviour);
+    let seconds = world.draw(&dataflow.id, behaviour.duration_seconds.as_ref());
+    let ids = (workspace.id.as_str(), dataflow.id.as_str());
+    let mut tx = Transaction::start(id, ids, source, now, &behaviour, seconds);
+    if let Some(capacity) = &workspace.capacity_id {
+        // It waits for a slot if its capacity's dataflow pool is full.
+        tx.capacity = Some(capacity.to_ascii_lowercase());
+        tx.began = None;
+    }
     world.transactions.push(tx);
+    world.admit(now);
     Ok(())
 }
 
@@ -117,14 +124,8 @@ pub(crate) fn record_daily_limit_failure(
     let now = world.now();
     let number = world.take_transaction_number();
     let id = dataflow::transaction_id(now, number);
-    let mut tx = Transaction::start(
-        id,
-        &workspace.id,
-        &dataflow.id,
-        "flow",
-        now,
-        &Default::default(),
-    );
+    let ids = (workspace.id.as_str(), dataflow.id.as_str());
+    let mut tx = Transaction::start(id, ids, "flow", now, &Default::default(), None);
     tx.finish(
         TransactionOutcome::Failed,
         now,
@@ -261,7 +262,6 @@ pub(crate) async fn transactions(
     let top = int_param(&query, "$top", 1)?
         .map_or(usize::MAX, |t| usize::try_from(t).unwrap_or(usize::MAX));
     world.settle_all();
-    let now = world.now();
     let mut mine: Vec<&mut Transaction> = world
         .transactions
         .iter_mut()
@@ -272,7 +272,6 @@ pub(crate) async fn transactions(
         .into_iter()
         .take(top)
         .map(|tx| {
-            tx.settle(now);
             let item = TransactionItem {
                 id: tx.id.clone(),
                 refresh_type: tx.refresh_type.clone(),
@@ -305,8 +304,7 @@ pub(crate) async fn cancel(
     let mut world = state.world();
     let caller = caller(&world, &headers)?;
     let workspace = find_workspace(&state, &caller, &group_id)?;
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
     let status = match world
         .transaction_mut(&transaction_id)
         .filter(|t| t.group_id.eq_ignore_ascii_case(&workspace.id))
@@ -315,6 +313,7 @@ pub(crate) async fn cancel(
         Some(tx) if !tx.running() => "AlreadyConcluded",
         Some(tx) => {
             tx.finish(TransactionOutcome::Cancelled, now, None);
+            world.admit(now);
             "SuccessfullyMarked"
         }
     };

@@ -5,7 +5,8 @@
 use super::discovery::int_param;
 use super::enhanced::{self, RefreshRequest};
 use super::{caller, dataset as find_dataset, workspace as find_workspace};
-use crate::refresh::{Ended, Plan, Refresh};
+use crate::history::new_refresh;
+use crate::refresh::{Ended, Plan};
 use crate::state::AppState;
 use crate::wire::{
     self, Collection, HistoryItem, REQUEST_ID, RefreshDetail, base_url, json_response,
@@ -79,23 +80,26 @@ pub(crate) async fn trigger(
     let is_enhanced = enhanced.is_some();
     if !behaviour.drop {
         let number = world.take_number();
-        world.refreshes.push(Refresh {
-            request_id: request_id.clone(),
-            number,
-            group_id: workspace.id.clone(),
-            dataset_id: dataset.id.clone(),
-            refresh_type: refresh_type.to_owned(),
-            enhanced,
-            body: body.map(Value::Object),
-            start: now,
-            end: None,
-            ended: None,
-            error: None,
-            messages: Vec::new(),
-            observed: 0,
-            hidden_reads: behaviour.history_delay_polls,
-            plan: Plan::from_behaviour(&behaviour),
-        });
+        let seconds = world.draw(&dataset.id, behaviour.duration_seconds.as_ref());
+        let plan = Plan::from_behaviour(&behaviour, seconds);
+        let mut refresh = new_refresh(
+            workspace,
+            dataset,
+            request_id.clone(),
+            refresh_type,
+            now,
+            plan,
+        );
+        refresh.number = number;
+        refresh.enhanced = enhanced;
+        refresh.body = body.map(Value::Object);
+        refresh.hidden_reads = behaviour.history_delay_polls;
+        if refresh.capacity.is_some() {
+            // It waits for a slot if its capacity is full.
+            refresh.began = None;
+        }
+        world.refreshes.push(refresh);
+        world.admit(now);
     }
     drop(world);
 
@@ -155,7 +159,6 @@ pub(crate) async fn history(
     let dataset = find_dataset(workspace, &dataset_id)?;
     let top = int_param(&query, "$top", 1)?.unwrap_or(DEFAULT_TOP);
     world.settle_all();
-    let now = world.now();
 
     let mut visible: Vec<usize> = Vec::new();
     for (index, refresh) in world.refreshes.iter_mut().enumerate() {
@@ -177,7 +180,6 @@ pub(crate) async fn history(
         .into_iter()
         .map(|index| {
             let refresh = &mut world.refreshes[index];
-            refresh.settle(now);
             let item = HistoryItem::new(refresh);
             refresh.observed += 1;
             item
@@ -232,8 +234,7 @@ pub(crate) async fn cancel(
     let caller = caller(&world, &headers)?;
     let workspace = find_workspace(&state, &caller, &group_id)?;
     let dataset = find_dataset(workspace, &dataset_id)?;
-    world.settle_all();
-    let now = world.now();
+    let now = world.settle_all();
     let refresh = world
         .refresh_mut(&refresh_id)
         .filter(|r| r.dataset_id.eq_ignore_ascii_case(&dataset.id) && r.enhanced.is_some())
@@ -246,6 +247,7 @@ pub(crate) async fn cancel(
         )));
     }
     refresh.finish(Ended::Cancelled, now, None);
+    world.admit(now);
     Ok(StatusCode::OK.into_response())
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Like the rest of the scenario, unknown fields are errors and every error names its field.
 
-use super::{Scenario, check_duration, resolve_time};
+use super::{DurationSpec, Scenario, check_duration, check_spec, resolve_time};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -41,6 +41,10 @@ pub struct Dataflow {
     /// Dataflows this one reads (`…/dataflows/{id}/upstreamDataflows`).
     #[serde(default)]
     pub upstream_dataflows: Vec<DataflowRef>,
+    /// Successful daily transactions to generate before the emulator starts, their durations
+    /// drawn from `refresh.durationSeconds` (which it then requires).
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub history_count: u32,
 }
 
 /// How a dataflow transaction progresses and ends (counted like model refreshes).
@@ -50,9 +54,9 @@ pub struct DataflowBehaviour {
     /// Observations that show it running before the one that shows its end.
     #[serde(default)]
     pub polls: Option<u32>,
-    /// Seconds (emulator clock) after its start that it ends.
+    /// Seconds (emulator clock) after its start that it ends: a number or a distribution.
     #[serde(default)]
-    pub duration_seconds: Option<f64>,
+    pub duration_seconds: Option<DurationSpec>,
     /// Its end status.
     #[serde(default)]
     pub outcome: TransactionOutcome,
@@ -255,7 +259,7 @@ pub struct FlowAction {
 impl DataflowBehaviour {
     /// Checks the values serde cannot; the error starts with the field name.
     pub(crate) fn check(&self) -> Result<(), String> {
-        check_duration(self.duration_seconds).map_err(|e| format!("durationSeconds: {e}"))
+        check_spec(self.duration_seconds.as_ref())
     }
 }
 
@@ -307,6 +311,11 @@ pub(super) fn validate(scenario: &Scenario, now: Timestamp) -> Result<(), String
             df.refresh
                 .check()
                 .map_err(|e| format!("{at}.refresh.{e}"))?;
+            if df.history_count > 0 && df.refresh.duration_seconds.is_none() {
+                return Err(format!(
+                    "{at}.historyCount: needs refresh.durationSeconds to draw durations from"
+                ));
+            }
             for (u, up) in df.upstream_dataflows.iter().enumerate() {
                 check_ref(&format!("{at}.upstreamDataflows[{u}]"), up)?;
             }

@@ -5,17 +5,23 @@
 //! rejected and every error names the offending field: a typo in a scenario must fail loudly
 //! instead of silently running a different test.
 
+mod duration;
+mod fleet;
 mod identity;
 mod items;
+mod time;
 
+pub use duration::DurationSpec;
+pub use fleet::{Capacity, FLEET_CLIENT_ID, FLEET_SECRET, FLEET_TENANT, Fleet, RateLimit};
 pub use identity::{Certificate, ClientApp, FederatedCredential, ManagedIdentity, Tenant};
 pub use items::{
     Dataflow, DataflowBehaviour, DataflowRef, FabricItem, FailureReason, Flow, FlowAction,
     JobBehaviour, JobOutcome, Report, ReportType, SeededStatus, SeededTransaction,
     TransactionOutcome,
 };
+pub(crate) use time::{check_duration, check_spec, resolve_time, seconds};
 
-use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -51,6 +57,22 @@ pub struct Scenario {
     /// Fabric refuses service principals for Dataflow jobs (every tenant).
     #[serde(default)]
     pub refuse_service_principals_for_dataflow_jobs: bool,
+    /// Capacities with a refresh concurrency limit (workspaces name them by `capacityId`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacities: Vec<Capacity>,
+    /// Per-client rate limit over the Power BI and Fabric routes; absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Seed of every random draw (durations, generated history).
+    #[serde(default)]
+    pub seed: u64,
+    /// Emulator seconds per real second (benchmarks compress time); default 1.
+    #[serde(default = "default_time_scale")]
+    pub time_scale: f64,
+}
+
+fn default_time_scale() -> f64 {
+    1.0
 }
 
 fn default_page_size() -> usize {
@@ -129,6 +151,14 @@ pub struct Dataset {
     /// Gen1 dataflows the model reads (`…/datasets/upstreamDataflows`).
     #[serde(default)]
     pub upstream_dataflows: Vec<DataflowRef>,
+    /// Completed daily refreshes to generate before the emulator starts, their durations drawn
+    /// from `refresh.durationSeconds` (which it then requires).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_count: u32,
+}
+
+pub(crate) fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How a refresh progresses and ends.
@@ -138,9 +168,10 @@ pub struct RefreshBehaviour {
     /// The refresh is shown running to this many observations, and ended to the next.
     #[serde(default)]
     pub polls: Option<u32>,
-    /// The refresh ends this many seconds (emulator clock) after it started.
+    /// The refresh ends this many seconds (emulator clock) after it started: a number or a
+    /// distribution drawn from the scenario's `seed`.
     #[serde(default)]
-    pub duration_seconds: Option<f64>,
+    pub duration_seconds: Option<DurationSpec>,
     /// How the refresh ends.
     #[serde(default)]
     pub outcome: Outcome,
@@ -281,6 +312,11 @@ impl Scenario {
                 ds.refresh
                     .check()
                     .map_err(|e| format!("{at}.refresh.{e}"))?;
+                if ds.history_count > 0 && ds.refresh.duration_seconds.is_none() {
+                    return Err(format!(
+                        "{at}.historyCount: needs refresh.durationSeconds to draw durations from"
+                    ));
+                }
                 let mut running = 0;
                 for (h, entry) in ds.history.iter().enumerate() {
                     let at = format!("{at}.history[{h}]");
@@ -313,50 +349,15 @@ impl Scenario {
                 }
             }
         }
-        items::validate(self, now)
+        items::validate(self, now)?;
+        fleet::validate(self)
     }
 }
 
 impl RefreshBehaviour {
     /// Checks the values serde cannot; the error starts with the field name.
     pub(crate) fn check(&self) -> Result<(), String> {
-        check_duration(self.duration_seconds).map_err(|e| format!("durationSeconds: {e}"))
-    }
-}
-
-pub(crate) fn check_duration(seconds: Option<f64>) -> Result<(), String> {
-    match seconds {
-        Some(s) if !s.is_finite() || s < 0.0 || SignedDuration::try_from_secs_f64(s).is_err() => {
-            Err(format!("must be a non-negative number of seconds, got {s}"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Converts a non-negative number of seconds to a duration.
-pub(crate) fn seconds(s: f64) -> SignedDuration {
-    SignedDuration::try_from_secs_f64(s.max(0.0)).unwrap_or(SignedDuration::MAX)
-}
-
-/// Resolves a scenario time: RFC 3339 (`2026-11-24T01:00:00Z`) or an ISO 8601 duration relative to
-/// `start` (`-PT2H` is two hours before it; days count as 24 hours).
-pub(crate) fn resolve_time(text: &str, start: Timestamp) -> Result<Timestamp, String> {
-    let trimmed = text.trim();
-    let relative = trimmed.starts_with(['-', '+', 'P', 'p']);
-    if relative {
-        let span: Span = trimmed
-            .parse()
-            .map_err(|e| format!("invalid relative time '{text}': {e}"))?;
-        let offset = span
-            .to_duration(SpanRelativeTo::days_are_24_hours())
-            .map_err(|e| format!("invalid relative time '{text}': {e}"))?;
-        start
-            .checked_add(offset)
-            .map_err(|e| format!("relative time '{text}' is out of range: {e}"))
-    } else {
-        trimmed.parse().map_err(|e| {
-            format!("invalid time '{text}' (expected RFC 3339 like 2026-11-24T01:00:00Z or a duration like -PT2H): {e}")
-        })
+        check_spec(self.duration_seconds.as_ref())
     }
 }
 
@@ -394,21 +395,6 @@ mod tests {
         assert!(
             err.starts_with("workspaces[0].datasets[0].history[0].startTime:"),
             "{err}"
-        );
-    }
-
-    #[test]
-    fn relative_times_count_back_from_the_start() {
-        let start: Timestamp = "2026-11-24T03:00:00Z".parse().unwrap();
-        let at = resolve_time("-PT2H", start).unwrap();
-        assert_eq!(at.to_string(), "2026-11-24T01:00:00Z");
-        let at = resolve_time("-P1DT30M", start).unwrap();
-        assert_eq!(at.to_string(), "2026-11-23T02:30:00Z");
-        assert_eq!(
-            resolve_time("2026-01-02T03:04:05Z", start)
-                .unwrap()
-                .to_string(),
-            "2026-01-02T03:04:05Z"
         );
     }
 }

@@ -81,11 +81,7 @@ async fn sig_mistakes_and_missing_flows_get_logic_apps_errors_and_sig_is_never_l
             401,
             "DirectApiInvalidAuthorizationSignature",
         ),
-        (
-            url(OFF_FLOW, Some("demo-sig-off")),
-            404,
-            "WorkflowNotFound",
-        ),
+        (url(OFF_FLOW, Some("demo-sig-off")), 404, "WorkflowNotFound"),
         (
             url("00000000000000000000000000000000", Some(STAGING_SIG)),
             404,

@@ -11,6 +11,7 @@ mod dataflows;
 mod discovery;
 mod fabric;
 mod flows;
+mod load;
 mod managed;
 mod refreshes;
 mod support;
