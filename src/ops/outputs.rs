@@ -123,16 +123,17 @@ pub struct Outputs {
     /// `credentials.check`: profiles checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked: Option<usize>,
-    /// `token.refresh` / `credentials.check`: how many failed.
+    /// `token.refresh`, `credentials.check`, `dataflow.refresh` (cascade): how many failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<usize>,
-    /// `history`: rows found.
+    /// `history`: rows found; `dataflow.refresh` (cascade): models refreshed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
     /// `history`: rows by status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_status: Option<std::collections::BTreeMap<String, usize>>,
-    /// `history`: the JSON file written (for Kestra's `outputFiles`).
+    /// `history`, `inventory`, `dataflow.refresh` (cascade): the JSON file written (for Kestra's
+    /// `outputFiles`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Dataflows: 1 (Power BI) or 2 (Fabric Dataflow Gen2).
