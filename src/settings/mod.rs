@@ -421,8 +421,13 @@ fn store_settings(
     };
     let token_key = raw.token_key.clone().map(SecretString::from);
     if let Some(table) = &raw.legacy_token_table {
-        crate::store::validate_table_name(table)
-            .map_err(|e| Error::setting("PBIOPS_LEGACY_TOKEN_TABLE", e, "a table name such as log.BearerTokens (letters, digits, underscores)"))?;
+        crate::store::validate_table_name(table).map_err(|e| {
+            Error::setting(
+                "PBIOPS_LEGACY_TOKEN_TABLE",
+                e,
+                "a table name such as log.BearerTokens (letters, digits, underscores)",
+            )
+        })?;
     }
     Ok(StoreSettings {
         connection,

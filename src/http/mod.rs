@@ -18,6 +18,9 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ServiceError};
 use crate::settings::HttpBudget;
 
+mod pace;
+use pace::Pace;
+
 /// Which failures a call may be retried on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -119,6 +122,7 @@ pub struct Http {
     client: reqwest::Client,
     budget: HttpBudget,
     stats: Mutex<Stats>,
+    pace: Pace,
 }
 
 impl Http {
@@ -138,6 +142,7 @@ impl Http {
             client,
             budget,
             stats: Mutex::new(Stats::default()),
+            pace: Pace::default(),
         })
     }
 
@@ -172,6 +177,7 @@ impl Http {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.pace.turn().await;
             self.count(endpoint, false);
             let result = build().send().await;
             let (last, wait) = match result {
@@ -194,6 +200,10 @@ impl Http {
                         return Ok(response);
                     }
                     let after = response.header("Retry-After").and_then(retry_after);
+                    if throttled {
+                        // Everyone waits: the pause goes through the shared pace, not a sleep here.
+                        self.pace.throttled(after.unwrap_or(Duration::from_secs(1)));
+                    }
                     (response.service_error().to_string(), after)
                 }
                 Err(e) => {
@@ -209,9 +219,15 @@ impl Http {
                 }
             };
             let backoff = delays.next().unwrap_or(Duration::from_secs(30));
-            let delay = wait.unwrap_or(backoff);
+            // A 429's wait is served by the shared pause in `pace.turn()`.
+            let delay = if wait.is_some() {
+                Duration::ZERO
+            } else {
+                backoff
+            };
+            let waited = wait.unwrap_or(delay);
             let spent = started.elapsed();
-            if attempt >= self.budget.attempts || spent + delay > self.budget.budget {
+            if attempt >= self.budget.attempts || spent + waited > self.budget.budget {
                 return Err(Error::Unavailable {
                     action: action.to_string(),
                     attempts: attempt,
@@ -222,7 +238,7 @@ impl Http {
                 endpoint,
                 attempt,
                 "{action}: {last}; retrying in {:.1}s",
-                delay.as_secs_f64()
+                waited.as_secs_f64()
             );
             tokio::time::sleep(delay).await;
         }
