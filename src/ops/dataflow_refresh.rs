@@ -7,50 +7,17 @@
 //! at a time, each recorded as its own operation, and summarises them in one file.
 
 use futures_util::StreamExt;
-use serde::Serialize;
 
+use super::fleet::{TargetResult, refresh_one};
 use super::outputs::{Outputs, Status};
-use super::{Context, Recorder, dataflow_gen1, dataflow_gen2, dataset_refresh};
+use super::{Context, dataflow_gen1, dataflow_gen2};
 use crate::error::{Error, ExitCode};
 use crate::fabric::Fabric;
 use crate::resolve;
 use crate::settings::Profile;
 use crate::task::{
-    DataflowRefreshTask, DatasetTarget, IfRunning, OnTimeout, RefreshBody, RefreshTask, Task,
+    DataflowRefreshTask, DatasetTarget, IfRunning, OnTimeout, RefreshBody, RefreshTask,
 };
-
-/// One model of a cascade, as the summary file and the outputs report it.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CascadeTarget {
-    /// The model's workspace.
-    pub workspace_id: String,
-    /// Its workspace's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workspace_name: Option<String>,
-    /// The model.
-    pub dataset_id: String,
-    /// Its name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dataset_name: Option<String>,
-    /// Normalized status.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<Status>,
-    /// The refresh id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// The run's exit code for this model.
-    pub exit_code: i32,
-    /// Error code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    /// Error message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_message: Option<String>,
-    /// Its row in the operation log.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation_id: Option<i64>,
-}
 
 enum Found {
     Gen1(crate::powerbi::dataflows::Dataflow),
@@ -215,8 +182,23 @@ async fn cascade(
         reporter: ctx.reporter.quiet(),
         ..*ctx
     };
-    let results: Vec<CascadeTarget> = futures_util::stream::iter(targets)
-        .map(|(workspace, dataset)| refresh_model(&child_ctx, profile, task, workspace, dataset))
+    let results: Vec<TargetResult> = futures_util::stream::iter(targets)
+        .map(|(workspace, dataset)| {
+            let refresh = RefreshTask {
+                target: DatasetTarget {
+                    profile: profile.name.clone(),
+                    workspace,
+                    dataset,
+                },
+                body: RefreshBody::Standard {
+                    notify_option: None,
+                },
+                if_running: IfRunning::Attach,
+                on_timeout: OnTimeout::Leave,
+                wait: task.wait,
+            };
+            refresh_one(&child_ctx, profile, refresh, None)
+        })
         .buffer_unordered(max_parallel)
         .collect()
         .await;
@@ -244,77 +226,4 @@ async fn cascade(
     } else {
         ExitCode::Unsuccessful
     })
-}
-
-/// One model of the cascade, as its own recorded `dataset.refresh`.
-async fn refresh_model(
-    ctx: &Context<'_>,
-    profile: &Profile,
-    task: &DataflowRefreshTask,
-    workspace: String,
-    dataset: String,
-) -> CascadeTarget {
-    let refresh = RefreshTask {
-        target: DatasetTarget {
-            profile: profile.name.clone(),
-            workspace: workspace.clone(),
-            dataset: dataset.clone(),
-        },
-        body: RefreshBody::Standard {
-            notify_option: None,
-        },
-        if_running: IfRunning::Attach,
-        on_timeout: OnTimeout::Leave,
-        wait: task.wait,
-    };
-    let as_task = Task::DatasetRefresh(refresh.clone());
-    let mut out = Outputs {
-        operation: Some("dataset.refresh"),
-        profile: Some(profile.name.clone()),
-        ..Default::default()
-    };
-    let recorder = match Recorder::start(ctx.store, &as_task, None, ctx.settings).await {
-        Ok(r) => r,
-        Err(e) => return target_of(&workspace, &dataset, &out, e.exit_code(), Some(&e)),
-    };
-    out.operation_id = recorder.id();
-    let child = super::Context {
-        recorder: &recorder,
-        ..*ctx
-    };
-    let (code, error) = match dataset_refresh::run(&child, profile, &refresh, &mut out).await {
-        Ok(code) => (code, None),
-        Err(e) => {
-            tracing::error!("downstream model {dataset}: {e}");
-            (e.exit_code(), Some(e))
-        }
-    };
-    if let Err(e) = recorder.finish(&out, code, error.as_ref()).await {
-        tracing::error!("downstream model {dataset}: {e}");
-    }
-    target_of(&workspace, &dataset, &out, code, error.as_ref())
-}
-
-fn target_of(
-    workspace: &str,
-    dataset: &str,
-    out: &Outputs,
-    code: ExitCode,
-    error: Option<&Error>,
-) -> CascadeTarget {
-    CascadeTarget {
-        workspace_id: workspace.to_string(),
-        workspace_name: out.workspace_name.clone(),
-        dataset_id: dataset.to_string(),
-        dataset_name: out.dataset_name.clone(),
-        status: out.status,
-        request_id: out.request_id.clone(),
-        exit_code: code.code(),
-        error_code: out.error_code.clone().or_else(|| error.map(Error::code)),
-        error_message: out
-            .error_message
-            .clone()
-            .or_else(|| error.map(|e| crate::redact::scrub(&e.to_string()))),
-        operation_id: out.operation_id,
-    }
 }

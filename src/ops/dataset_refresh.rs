@@ -33,6 +33,25 @@ pub(super) async fn run(
 ) -> Result<ExitCode, Error> {
     let pbi = ctx.powerbi(profile);
     let (group, dataset) = resolve_target(&pbi, &task.target, out).await?;
+    run_resolved(ctx, profile, task, &group, &dataset, out).await
+}
+
+/// Refreshes a model already resolved (a fleet resolves all its targets at once).
+pub(super) async fn run_resolved(
+    ctx: &Context<'_>,
+    profile: &Profile,
+    task: &RefreshTask,
+    group: &Group,
+    dataset: &Dataset,
+    out: &mut Outputs,
+) -> Result<ExitCode, Error> {
+    let pbi = ctx.powerbi(profile);
+    let (group, dataset) = (group.clone(), dataset.clone());
+    out.workspace_id = Some(group.id.clone());
+    out.workspace_name = Some(group.name.clone());
+    out.item_kind = Some("SemanticModel");
+    out.dataset_id = Some(dataset.id.clone());
+    out.dataset_name = Some(dataset.name.clone());
     let enhanced = matches!(task.body, RefreshBody::Enhanced(_));
     if enhanced && group.is_on_dedicated_capacity == Some(false) {
         return Err(Error::task(

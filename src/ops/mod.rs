@@ -11,6 +11,7 @@ mod dataflow_refresh;
 mod dataset_cancel;
 mod dataset_refresh;
 mod dataset_status;
+mod fleet;
 mod flow_trigger;
 mod history;
 mod inventory;
@@ -30,7 +31,7 @@ use crate::settings::{Profile, Settings};
 use crate::task::{DatasetTarget, IfRunning, Task};
 use crate::wait::Expectation;
 pub use credentials_check::ProfileCheck;
-pub use dataflow_refresh::CascadeTarget;
+pub use fleet::TargetResult;
 pub use outputs::{Outputs, Status};
 pub use record::Recorder;
 pub use tokens::TokenResult;
@@ -68,6 +69,7 @@ pub async fn run(ctx: &Context<'_>, task: &Task, out: &mut Outputs) -> Result<Ex
     let profile = || ctx.settings.profile(task.profile().unwrap_or("default"));
     match task {
         Task::DatasetRefresh(t) => dataset_refresh::run(ctx, &profile()?, t, out).await,
+        Task::DatasetFleet(t) => fleet::run(ctx, &profile()?, t, out).await,
         Task::DatasetCancel(t) => dataset_cancel::run(ctx, &profile()?, t, out).await,
         Task::DatasetStatus(t) => dataset_status::run(ctx, &profile()?, t, out).await,
         Task::TokenGet(t) => tokens::get(ctx, t, out).await,

@@ -129,7 +129,7 @@ pub struct Outputs {
     /// `history`: rows found; `dataflow.refresh` (cascade): models refreshed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
-    /// `history`: rows by status.
+    /// `history`, `dataset.refresh` with `targets`: how many of each status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_status: Option<std::collections::BTreeMap<String, usize>>,
     /// `history`, `inventory`, `dataflow.refresh` (cascade): the JSON file written (for Kestra's
@@ -157,12 +157,17 @@ pub struct Outputs {
     /// `flow.trigger`: `x-ms-workflow-run-id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
-    /// `dataflow.refresh` with `then: downstream`: one entry per model.
+    /// `dataset.refresh` with `targets`, `dataflow.refresh` with `then: downstream`: one entry
+    /// per model.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<crate::ops::CascadeTarget>>,
+    pub targets: Option<Vec<crate::ops::TargetResult>>,
     /// `inventory`: how many of each.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<std::collections::BTreeMap<String, usize>>,
+    /// `dataset.refresh` with `targets`: seconds from the start of the run to the end of the last
+    /// refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub makespan_seconds: Option<f64>,
     /// The operation's row in the store (`pbiops_operations.id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<i64>,

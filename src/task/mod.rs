@@ -39,6 +39,8 @@ pub const OPERATIONS: &[&str] = &[
 pub enum Task {
     /// Trigger a semantic model refresh and (by default) wait for it.
     DatasetRefresh(RefreshTask),
+    /// Refresh many semantic models in one run (`dataset.refresh` with `targets`).
+    DatasetFleet(FleetTask),
     /// Cancel a running enhanced refresh.
     DatasetCancel(CancelTask),
     /// Report the latest refresh, optionally as a freshness gate.
@@ -65,7 +67,7 @@ impl Task {
     /// The operation's name as written in tasks and outputs.
     pub fn operation(&self) -> &'static str {
         match self {
-            Task::DatasetRefresh(_) => "dataset.refresh",
+            Task::DatasetRefresh(_) | Task::DatasetFleet(_) => "dataset.refresh",
             Task::DatasetCancel(_) => "dataset.cancel",
             Task::DatasetStatus(_) => "dataset.status",
             Task::TokenGet(_) => "token.get",
@@ -83,6 +85,7 @@ impl Task {
     pub fn profile(&self) -> Option<&str> {
         match self {
             Task::DatasetRefresh(t) => Some(&t.target.profile),
+            Task::DatasetFleet(t) => Some(&t.profile),
             Task::DatasetCancel(t) => Some(&t.target.profile),
             Task::DatasetStatus(t) => Some(&t.target.profile),
             Task::TokenGet(t) => Some(&t.profile),
@@ -335,5 +338,20 @@ pub struct InventoryTask {
     /// Only these workspaces (names or ids); all visible ones when absent.
     pub workspace: Option<String>,
     /// Where `inventory.json` goes.
+    pub output_file: std::path::PathBuf,
+}
+
+/// A `dataset.refresh` over many models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetTask {
+    /// Profile name.
+    pub profile: String,
+    /// One refresh per model, in the order given.
+    pub targets: Vec<RefreshTask>,
+    /// At most this many refreshes at once.
+    pub max_parallel: usize,
+    /// At most this many at once on one capacity.
+    pub max_per_capacity: Option<usize>,
+    /// Where the per-target JSON file goes.
     pub output_file: std::path::PathBuf,
 }

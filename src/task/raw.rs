@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::Error;
 
 /// The task as written, before validation. Field names are the public JSON contract.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawTask {
     /// The operation: dataset.refresh, dataset.cancel, dataset.status, dataflow.refresh, report.refresh, flow.trigger, inventory, token.get, token.refresh, credentials.check, history.
@@ -66,7 +66,7 @@ pub struct RawTask {
     pub execute_option: Option<String>,
     /// dataflow.refresh: `downstream` also refreshes every semantic model that reads the dataflow.
     pub then: Option<String>,
-    /// With then: downstream, how many models at a time (default 4).
+    /// With then: downstream or targets, how many refreshes at a time (default 4, or 8 for targets).
     pub max_parallel: Option<usize>,
     /// flow.trigger: the flow name; its URL is PBIOPS_FLOW_<NAME>_URL.
     pub flow: Option<String>,
@@ -76,10 +76,29 @@ pub struct RawTask {
     pub monitor: Option<RawMonitor>,
     /// report.refresh: report name or id.
     pub report: Option<String>,
+    /// dataset.refresh: many models in one run, each with its own options (instead of
+    /// workspace and dataset).
+    pub targets: Option<Vec<RawTarget>>,
+    /// With targets: at most this many refreshes at once per capacity.
+    pub max_parallel_per_capacity: Option<usize>,
+}
+
+/// One model of a fleet.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTarget {
+    /// Workspace name or id.
+    pub workspace: String,
+    /// Semantic model name or id.
+    pub dataset: String,
+    /// Enhanced refresh options for this model.
+    pub refresh: Option<RawRefresh>,
+    /// Standard refresh e-mail option for this model.
+    pub notify_option: Option<String>,
 }
 
 /// `flow.trigger`'s `monitor`: the Gen1 dataflow the flow refreshes.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawMonitor {
     /// Workspace name or id.
@@ -89,7 +108,7 @@ pub struct RawMonitor {
 }
 
 /// `history`'s filter.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawFilter {
     /// Only this operation.
@@ -105,7 +124,7 @@ pub struct RawFilter {
 }
 
 /// The enhanced refresh body as written.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawRefresh {
     /// Full, ClearValues, Calculate, DataOnly, Automatic or Defragment.
@@ -128,7 +147,7 @@ pub struct RawRefresh {
 }
 
 /// One table or partition of an enhanced refresh.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawObject {
     /// Table name.
@@ -138,7 +157,7 @@ pub struct RawObject {
 }
 
 /// Bounds of the polling interval.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPoll {
     /// Shortest interval (default PT5S).
@@ -186,6 +205,11 @@ impl RawTask {
         add("body", self.body.is_some());
         add("monitor", self.monitor.is_some());
         add("report", self.report.is_some());
+        add("targets", self.targets.is_some());
+        add(
+            "maxParallelPerCapacity",
+            self.max_parallel_per_capacity.is_some(),
+        );
         fields
     }
 }

@@ -55,6 +55,10 @@ pub fn validate(raw: RawTask) -> Result<Task, Error> {
             "refresh",
             "poll",
             "grace",
+            "targets",
+            "maxParallel",
+            "maxParallelPerCapacity",
+            "outputFile",
         ],
         "dataset.cancel" => &["profile", "workspace", "dataset", "requestId"],
         "dataset.status" => &["profile", "workspace", "dataset", "maxAge"],
@@ -73,6 +77,21 @@ pub fn validate(raw: RawTask) -> Result<Task, Error> {
         }
     };
     only(&operation, &raw, allowed)?;
+    if operation == "dataset.refresh" && raw.targets.is_some() {
+        return fleet(raw);
+    }
+    if let Some(field) = ["maxParallel", "maxParallelPerCapacity", "outputFile"]
+        .into_iter()
+        .find(|f| raw.present_fields().contains(f))
+    {
+        if operation == "dataset.refresh" {
+            return Err(Error::task(
+                field,
+                "applies with `targets` only",
+                "give `targets: [...]` to refresh many models in one run",
+            ));
+        }
+    }
     let target = target(&raw)?;
     Ok(match operation.as_str() {
         "dataset.refresh" => Task::DatasetRefresh(refresh_task(raw, target)?),
@@ -89,6 +108,70 @@ pub fn validate(raw: RawTask) -> Result<Task, Error> {
                 .transpose()?,
         }),
     })
+}
+
+/// `dataset.refresh` with `targets`: one validated refresh per model, sharing the run's options.
+fn fleet(raw: RawTask) -> Result<Task, Error> {
+    for field in ["workspace", "dataset", "refresh", "notifyOption"] {
+        if raw.present_fields().contains(&field) {
+            return Err(Error::task(
+                field,
+                "cannot be combined with `targets`",
+                "give it per target, inside `targets`",
+            ));
+        }
+    }
+    let targets = raw.targets.clone().unwrap_or_default();
+    if targets.is_empty() {
+        return Err(Error::task(
+            "targets",
+            "is empty",
+            "list at least one {\"workspace\", \"dataset\"}",
+        ));
+    }
+    let profile = profile_name("profile", raw.profile.as_deref())?;
+    let refreshes = targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let one = RawTask {
+                workspace: Some(t.workspace),
+                dataset: Some(t.dataset),
+                refresh: t.refresh,
+                notify_option: t.notify_option,
+                targets: None,
+                ..raw.clone()
+            };
+            let target = self::target(&one)?;
+            refresh_task(one, target).map_err(|e| match e {
+                Error::InvalidTask {
+                    field,
+                    message,
+                    help,
+                } => Error::InvalidTask {
+                    field: format!("targets[{i}].{field}"),
+                    message,
+                    help,
+                },
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let positive = |field: &str, v: Option<usize>| match v {
+        Some(0) => Err(Error::task(field, "must be at least 1", "e.g. 4")),
+        other => Ok(other),
+    };
+    Ok(Task::DatasetFleet(super::FleetTask {
+        profile,
+        targets: refreshes,
+        max_parallel: positive("maxParallel", raw.max_parallel)?.unwrap_or(8),
+        max_per_capacity: positive("maxParallelPerCapacity", raw.max_parallel_per_capacity)?,
+        output_file: std::path::PathBuf::from(
+            raw.output_file
+                .clone()
+                .unwrap_or_else(|| "targets.json".into()),
+        ),
+    }))
 }
 
 /// Checks a profile name and lowercases it.

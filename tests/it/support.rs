@@ -250,6 +250,7 @@ pub struct Outputs {
     pub targets: Option<Vec<Value>>,
     pub counts: Option<BTreeMap<String, usize>>,
     pub operation_id: Option<i64>,
+    pub makespan_seconds: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
