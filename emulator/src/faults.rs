@@ -187,8 +187,10 @@ fn finish(
     tracing::info!(%method, path, status, route = route.unwrap_or("-"), "request");
     let mut world = state.world();
     let seq = world.log.last().map_or(1, |entry| entry.seq + 1);
+    let at = world.now().to_string();
     world.log.push(LogEntry {
         seq,
+        at,
         method: method.to_string(),
         path,
         query,

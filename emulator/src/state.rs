@@ -154,6 +154,8 @@ pub(crate) struct Token {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LogEntry {
     pub seq: u64,
+    /// When the call was answered, on the emulator's clock (RFC 3339, UTC).
+    pub at: String,
     pub method: String,
     pub path: String,
     pub query: Option<String>,

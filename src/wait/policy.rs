@@ -3,9 +3,8 @@
 //!
 //! With a history (the durations of the item's recent successful refreshes), the wait sleeps
 //! sparsely — straight towards the start of the window where the refresh is expected to end, in
-//! steps of at most `poll.max` — then polls densely inside that window (every 2 % of the
-//! expected duration, so the end is seen within 2 % of it), and when the refresh runs long it
-//! backs off with the elapsed time (every 2 % of it). Without a history (a model's first refresh),
+//! steps of at most `poll.max` — then polls every 2 % of the time elapsed, so the end is seen
+//! within 2 % of the refresh's duration, however long it runs. Without a history (a model's first refresh),
 //! each interval is a tenth of the time elapsed, so the end is seen within 10 % of the duration
 //! at a cost that grows only with its logarithm. Always within `[poll.min, poll.max]`, with a
 //! little jitter so runners started together spread out; a service's `Retry-After` is applied by
@@ -56,9 +55,9 @@ impl Expectation {
         })
     }
 
-    fn window(&self) -> (f64, f64) {
-        let m = self.median.as_secs_f64();
-        (m * (1.0 - self.spread).max(0.0), m * (1.0 + self.spread))
+    /// Where the window of the expected end starts.
+    fn window_start(&self) -> f64 {
+        self.median.as_secs_f64() * (1.0 - self.spread).max(0.0)
     }
 }
 
@@ -97,9 +96,9 @@ impl PollPolicy {
         let jittered = match self.expectation {
             None => BLIND * t * (1.0 - JITTER * u),
             Some(e) => {
-                let (start, end) = e.window();
-                // Within 2 % of any duration the window allows.
-                let dense = (PRECISION * start).max(min);
+                let start = e.window_start();
+                // Within 2 % of any duration at least as long as the time already elapsed.
+                let dense = (PRECISION * t.max(start)).max(min);
                 if t + dense < start {
                     // Sparse: straight to the window (the caller caps each sleep at `max`),
                     // landing early by less than one dense interval; a short gap is not
@@ -110,11 +109,9 @@ impl PollPolicy {
                     } else {
                         gap
                     }
-                } else if t <= end {
-                    dense * (1.0 - JITTER * u)
                 } else {
-                    // Running long: keep the end within 2 % of the actual duration.
-                    PRECISION * t * (1.0 - JITTER * u)
+                    // In the window, and beyond it when the refresh runs long.
+                    dense * (1.0 - JITTER * u)
                 }
             }
         };
@@ -172,8 +169,8 @@ mod tests {
         );
         assert_eq!(
             p.next(s(3500.0), 0.0),
-            s(64.8),
-            "dense: 2 % of the window's start (3240 s)"
+            s(70.0),
+            "in the window: 2 % of the time elapsed"
         );
         assert_eq!(
             p.next(s(5000.0), 0.0),

@@ -1,0 +1,214 @@
+//! A fleet night: 200 semantic models on 4 capacities of concurrency 4, under a rate limit, in
+//! one `pbiops` run against the emulator — makespan vs the lower bound, calls, 429s, failures.
+//!
+//! ```text
+//! cargo bench --bench fleet
+//! ```
+//!
+//! Durations are compressed (lognormal, median 4 s, σ 0.5, 1–30 s: a night in about a minute)
+//! rather than time-scaled, so the refreshes' own timestamps, which pbiops learns expected
+//! durations from, stay in real seconds. Each model has 10 past refreshes drawn from the same
+//! distribution. The lower bound is max(total work / total concurrency, longest refresh), with
+//! "work" measured from the emulator's own start and end of each refresh. A benchmark, not a
+//! test: it prints a table and asserts nothing.
+
+use std::process::Command;
+use std::time::Instant;
+
+use pbiops_emulator::scenario::{
+    DurationSpec, FLEET_CLIENT_ID, FLEET_SECRET, FLEET_TENANT, RateLimit,
+};
+use pbiops_emulator::{Fleet, Scenario};
+use serde_json::{Value, json};
+
+const MODELS: usize = 200;
+const CAPACITIES: usize = 4;
+const CONCURRENCY: u32 = 4;
+/// Calls per client and minute before the emulator answers 429 (`FLEET_RATE` overrides).
+fn rate() -> u32 {
+    std::env::var("FLEET_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1200)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fleet = Fleet {
+        models: MODELS,
+        capacities: CAPACITIES,
+        concurrency: CONCURRENCY,
+        seed: 20261124,
+        duration: DurationSpec::LogNormal {
+            median: 4.0,
+            sigma: 0.5,
+            min: Some(1.0),
+            max: Some(30.0),
+        },
+        history_count: 10,
+        time_scale: 1.0,
+        rate_limit: Some(RateLimit {
+            requests: rate(),
+            per_seconds: 60.0,
+        }),
+    };
+    let scenario: Scenario = fleet.build().expect("fleet scenario");
+    let json = serde_json::to_value(&scenario).expect("scenario json");
+    let targets: Vec<Value> = json["workspaces"]
+        .as_array()
+        .expect("workspaces")
+        .iter()
+        .flat_map(|w| {
+            w["datasets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |d| json!({"workspace": w["id"], "dataset": d["id"]}))
+        })
+        .collect();
+    let emulator = runtime
+        .block_on(pbiops_emulator::spawn(scenario, "127.0.0.1:0"))
+        .expect("emulator");
+    let base = emulator.base_url();
+    let data_dir = tempfile::tempdir().expect("data dir");
+    // One refresh queued in the service per capacity: a slot freed in the service is used at
+    // once, instead of after pbiops has seen the previous refresh end.
+    let per_capacity = CONCURRENCY + 1;
+    let task = json!({"operation": "dataset.refresh", "targets": targets, "maxParallel": per_capacity as usize * CAPACITIES,
+                      "maxParallelPerCapacity": per_capacity, "poll": {"min": 0.5, "max": 10}, "timeout": "PT30M",
+                      "outputFile": data_dir.path().join("targets.json")});
+
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_pbiops"))
+        .env_clear()
+        .env("PBIOPS_TENANT_ID", FLEET_TENANT)
+        .env("PBIOPS_CLIENT_ID", FLEET_CLIENT_ID)
+        .env("PBIOPS_CLIENT_SECRET", FLEET_SECRET)
+        .env("PBIOPS_AUTHORITY_URL", &base)
+        .env("PBIOPS_POWERBI_URL", format!("{base}/v1.0/myorg"))
+        .env("PBIOPS_DATA_DIR", data_dir.path())
+        .env("PBIOPS_TASK", task.to_string())
+        .output()
+        .expect("pbiops runs");
+    let wall = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut outputs = serde_json::Map::new();
+    for line in stdout.lines() {
+        if let Some(Value::Object(mut v)) = line
+            .strip_prefix("::")
+            .and_then(|l| l.strip_suffix("::"))
+            .and_then(|l| serde_json::from_str(l).ok())
+        {
+            if let Some(Value::Object(o)) = v.remove("outputs") {
+                outputs.extend(o);
+            }
+        }
+    }
+
+    let client = reqwest::blocking_free_get(&runtime, &format!("{base}/_emulator/refreshes"));
+    let stats = reqwest::blocking_free_get(&runtime, &format!("{base}/_emulator/stats"));
+    let log = reqwest::blocking_free_get(&runtime, &format!("{base}/_emulator/requests"));
+    let (mut work, mut longest, mut first_start, mut last_end) =
+        (0.0f64, 0.0f64, f64::INFINITY, 0.0f64);
+    for r in client
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["refreshType"] == "ViaApi")
+    {
+        let began = r["beganTime"].as_str().and_then(seconds);
+        let end = r["endTime"].as_str().and_then(seconds);
+        if let (Some(b), Some(e)) = (began, end) {
+            work += e - b;
+            longest = longest.max(e - b);
+            first_start = first_start.min(b);
+            last_end = last_end.max(e);
+        }
+    }
+    let bound = (work / (CAPACITIES as f64 * CONCURRENCY as f64)).max(longest);
+    let makespan = outputs
+        .get("makespanSeconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(wall);
+    let throttled: Vec<f64> = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"] == 429)
+        .filter_map(|r| r["at"].as_str().and_then(seconds))
+        .collect();
+    let mut repeat_429 = 0;
+    for (i, t) in throttled.iter().enumerate() {
+        if throttled[..i].iter().any(|p| t - p < 60.0) {
+            repeat_429 += 1;
+        }
+    }
+    println!(
+        "fleet: {MODELS} models, {CAPACITIES} capacities × {CONCURRENCY}, rate limit {} calls/min, exit code {:?}\n",
+        rate(),
+        output.status.code()
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| makespan (s) | {makespan:.1} |");
+    println!("| lower bound: max(work / concurrency, longest) (s) | {bound:.1} |");
+    println!("| makespan / lower bound | {:.3} |", makespan / bound);
+    println!(
+        "| refreshes run by the service, first start to last end (s) | {:.1} |",
+        last_end - first_start
+    );
+    println!(
+        "| failed targets | {} |",
+        outputs
+            .get("failed")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX)
+    );
+    println!(
+        "| API calls (all routes) | {} |",
+        stats["routes"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
+    );
+    println!("| 429 responses | {} |", throttled.len());
+    println!("| 429s within 60 s of an earlier 429 | {repeat_429} |");
+    println!(
+        "| peak concurrency per capacity | {} |",
+        peak(&runtime, &base)
+    );
+}
+
+fn seconds(text: &str) -> Option<f64> {
+    text.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond() as f64 / 1000.0)
+}
+
+fn peak(runtime: &tokio::runtime::Runtime, base: &str) -> String {
+    let caps = reqwest::blocking_free_get(runtime, &format!("{base}/_emulator/capacities"));
+    caps.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["peak"].to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Tiny GET helper on the benchmark's runtime.
+mod reqwest {
+    pub fn blocking_free_get(runtime: &tokio::runtime::Runtime, url: &str) -> serde_json::Value {
+        runtime.block_on(async {
+            let text = ::reqwest::get(url)
+                .await
+                .expect("control call")
+                .text()
+                .await
+                .expect("body");
+            serde_json::from_str(&text).unwrap_or_default()
+        })
+    }
+}
