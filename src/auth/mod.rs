@@ -259,17 +259,8 @@ impl<'a> Auth<'a> {
             acquired_at + jiff::SignedDuration::try_from(token.lifetime).unwrap_or_default();
         self.remember(profile, resource, token);
         if let Some(store) = self.store {
-            store
-                .put_token(&NewToken {
-                    profile: profile.name.clone(),
-                    resource: resource.name().to_string(),
-                    tenant_id: profile.tenant_id.clone(),
-                    client_id: profile.client_id.clone(),
-                    access_token: token.secret.clone(),
-                    expires_at,
-                    acquired_at,
-                })
-                .await?;
+            // The legacy table first: if it refuses the token, the token is not kept either, so
+            // the next run tries again rather than reusing a token the legacy readers never got.
             if let (Some(legacy), Resource::PowerBi) = (&self.legacy, resource) {
                 store
                     .append_legacy_token(
@@ -282,6 +273,17 @@ impl<'a> Auth<'a> {
                     )
                     .await?;
             }
+            store
+                .put_token(&NewToken {
+                    profile: profile.name.clone(),
+                    resource: resource.name().to_string(),
+                    tenant_id: profile.tenant_id.clone(),
+                    client_id: profile.client_id.clone(),
+                    access_token: token.secret.clone(),
+                    expires_at,
+                    acquired_at,
+                })
+                .await?;
         }
         Ok(Issued {
             secret: token.secret.clone(),
@@ -431,6 +433,12 @@ fn refused(profile: &Profile, resource: Resource, mut service: ServiceError, bod
         )),
         Some(70011) => {
             Some("the scope was refused: the resource is not available to this tenant".into())
+        }
+        Some(700024) if matches!(profile.credential, Credential::Federated { .. }) => {
+            Some(format!(
+                "the federated token has expired or is not yet valid: the platform rotates the file in {}; check that the projection is mounted and the clock is right",
+                var("FEDERATED_TOKEN_FILE")
+            ))
         }
         Some(700027) | Some(700023) | Some(700024) => Some(format!(
             "the certificate assertion was refused: upload this certificate (its public part) to the app registration's Certificates & secrets, and check the clock; the certificate comes from {}",

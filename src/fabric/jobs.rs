@@ -72,7 +72,7 @@ pub enum Started {
     Ambiguous(String),
 }
 
-const SP_REFUSED_HELP: &str = "Fabric refuses service principals for this dataflow's refresh job: run pbiops with a managed identity or a user-backed profile, or refresh the dataflow from a Fabric data pipeline (Dataflow activity) that the principal can run";
+const SP_REFUSED_HELP: &str = "Fabric refuses service principals for this dataflow's refresh job: run pbiops with a managed identity profile, or refresh the dataflow from a Fabric data pipeline (Dataflow activity) that the principal can run";
 
 impl Fabric<'_> {
     /// Items of a workspace, optionally of one type (`Dataflow` for Dataflow Gen2).

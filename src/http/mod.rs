@@ -180,6 +180,7 @@ impl Http {
             self.pace.turn().await;
             self.count(endpoint, false);
             let result = build().send().await;
+            let mut throttled_now = false;
             let (last, wait) = match result {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -203,6 +204,7 @@ impl Http {
                     if throttled {
                         // Everyone waits: the pause goes through the shared pace, not a sleep here.
                         self.pace.throttled(after.unwrap_or(Duration::from_secs(1)));
+                        throttled_now = true;
                     }
                     (response.service_error().to_string(), after)
                 }
@@ -219,13 +221,13 @@ impl Http {
                 }
             };
             let backoff = delays.next().unwrap_or(Duration::from_secs(30));
-            // A 429's wait is served by the shared pause in `pace.turn()`.
-            let delay = if wait.is_some() {
+            let waited = wait.unwrap_or(backoff);
+            // A 429's wait is served by the shared pause in `pace.turn()`; anything else sleeps here.
+            let delay = if throttled_now {
                 Duration::ZERO
             } else {
-                backoff
+                waited
             };
-            let waited = wait.unwrap_or(delay);
             let spent = started.elapsed();
             if attempt >= self.budget.attempts || spent + waited > self.budget.budget {
                 return Err(Error::Unavailable {

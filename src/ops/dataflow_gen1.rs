@@ -272,7 +272,8 @@ pub(super) async fn follow(
                     None => Poll::Missing,
                     Some(t) => {
                         *known.borrow_mut() = Some(t.id.clone());
-                        if terminal(&t).is_some() {
+                        // Without `wait`, finding the transaction is the end of the run.
+                        if !task.wait.wait || terminal(&t).is_some() {
                             Poll::Done(t)
                         } else {
                             Poll::Running
@@ -291,6 +292,10 @@ pub(super) async fn follow(
     }
     out.wait_seconds = Some((began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
     match waited {
+        Waited::Done(_) if !task.wait.wait => {
+            out.status = Some(Status::Triggered);
+            Ok(ExitCode::Success)
+        }
         Waited::Done(t) => Ok(finish(&t, &history.into_inner(), group, out)),
         Waited::Dropped => {
             out.status = Some(Status::Failed);

@@ -119,11 +119,15 @@ async fn reattach(
         return Ok(None);
     };
     let Some(row) = store
-        .running_operation("dataset.refresh", profile, &t.dataset.id)
+        .running_operation(ctx.recorder.operation(), profile, &t.dataset.id)
         .await?
     else {
         return Ok(None);
     };
+    // Only a run that stopped without ending (a dead worker), not one that timed out and said so.
+    if row.ended_at.is_some() {
+        return Ok(None);
+    }
     let Some(request_id) = row.request_id.clone() else {
         return Ok(None);
     };

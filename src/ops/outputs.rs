@@ -51,7 +51,7 @@ pub struct Outputs {
     /// Workspace name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace_name: Option<String>,
-    /// `SemanticModel`.
+    /// `SemanticModel`, `Dataflow` (Gen1) or `DataflowGen2`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item_kind: Option<&'static str>,
     /// Semantic model id.
@@ -123,17 +123,19 @@ pub struct Outputs {
     /// `credentials.check`: profiles checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked: Option<usize>,
-    /// `token.refresh`, `credentials.check`, `dataflow.refresh` (cascade): how many failed.
+    /// `token.refresh`, `credentials.check`, `dataset.refresh` with `targets`, `dataflow.refresh`
+    /// (cascade): how many failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<usize>,
-    /// `history`: rows found; `dataflow.refresh` (cascade): models refreshed.
+    /// `history`: rows found; `dataset.refresh` with `targets`, `dataflow.refresh` (cascade):
+    /// models refreshed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
     /// `history`, `dataset.refresh` with `targets`: how many of each status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_status: Option<std::collections::BTreeMap<String, usize>>,
-    /// `history`, `inventory`, `dataflow.refresh` (cascade): the JSON file written (for Kestra's
-    /// `outputFiles`).
+    /// `history`, `inventory`, `dataset.refresh` with `targets`, `dataflow.refresh` (cascade): the
+    /// JSON file written (for Kestra's `outputFiles`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Dataflows: 1 (Power BI) or 2 (Fabric Dataflow Gen2).

@@ -52,6 +52,7 @@ pub async fn open_store(settings: &crate::settings::StoreSettings) -> Result<Opt
 pub struct Recorder<'a> {
     store: Option<&'a Store>,
     id: Option<i64>,
+    operation: &'static str,
 }
 
 impl<'a> Recorder<'a> {
@@ -62,8 +63,13 @@ impl<'a> Recorder<'a> {
         task_json: Option<String>,
         settings: &Settings,
     ) -> Result<Recorder<'a>, Error> {
+        let operation = task.operation();
         let Some(s) = store else {
-            return Ok(Recorder { store, id: None });
+            return Ok(Recorder {
+                store,
+                id: None,
+                operation,
+            });
         };
         let id = s
             .start_operation(&NewOperation {
@@ -86,7 +92,13 @@ impl<'a> Recorder<'a> {
         Ok(Recorder {
             store,
             id: Some(id),
+            operation,
         })
+    }
+
+    /// The operation recorded (a rerun reattaches to a row of the same operation).
+    pub fn operation(&self) -> &'static str {
+        self.operation
     }
 
     /// The row's id.

@@ -244,8 +244,9 @@ pub fn build(
         }
         _ => {
             let value = get("MANAGED_IDENTITY").unwrap_or_else(|| "system".into());
+            // `system` means the system-assigned identity, whatever CLIENT_ID says.
             let client_id = match value.to_ascii_lowercase().as_str() {
-                "system" | "true" => get("CLIENT_ID"),
+                "system" | "true" => None,
                 _ => Some(value),
             };
             return Ok(Profile {

@@ -160,9 +160,9 @@ pub struct RawObject {
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPoll {
-    /// Shortest interval (default PT5S).
+    /// Shortest interval (default PT2S).
     pub min: Option<Value>,
-    /// Longest interval (default PT60S).
+    /// Longest interval (default PT2M).
     pub max: Option<Value>,
 }
 

@@ -164,8 +164,18 @@ fn dataflow(raw: RawTask) -> Result<Task, Error> {
 }
 
 fn flow(raw: RawTask) -> Result<Task, Error> {
-    let mut allowed = vec!["profile", "flow", "body", "monitor"];
-    allowed.extend(WAIT_FIELDS);
+    // No ifRunning: the flow decides what it triggers; pbiops only follows it.
+    let allowed = [
+        "profile",
+        "flow",
+        "body",
+        "monitor",
+        "wait",
+        "timeout",
+        "onTimeout",
+        "poll",
+        "grace",
+    ];
     only("flow.trigger", &raw, &allowed)?;
     let flow = required("flow", raw.flow.clone())?;
     if !flow.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

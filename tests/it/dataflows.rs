@@ -339,3 +339,23 @@ async fn a_cascade_refreshes_the_three_models_of_the_dataflow_in_two_workspaces(
     assert_eq!(file.len(), 3);
     assert_eq!(requests_to(&emu, "refresh.post").await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_wait_a_gen1_refresh_ends_once_its_transaction_is_found() {
+    let emu = emulator(scenario()).await;
+    let mut task = dataflow_task("Sales", "Slow Flow");
+    task["wait"] = json!(false);
+    let run = run_task(&emu, task).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(out.status.as_deref(), Some("Triggered"));
+    assert!(out.request_id.expect("the transaction id").contains('@'));
+    let tx = control(&emu, "GET", "transactions", None).await;
+    assert!(
+        tx.as_array()
+            .expect("list")
+            .iter()
+            .any(|t| t["dataflowId"] == DF_SLOW && t["status"] == "InProgress"),
+        "still running: {tx}"
+    );
+}
