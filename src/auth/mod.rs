@@ -138,6 +138,8 @@ pub struct Auth<'a> {
     store: Option<&'a Store>,
     legacy: Option<LegacyTable>,
     cache: Mutex<HashMap<(String, Resource), Cached>>,
+    /// Tokens the API refused in this run: the stored copy is not offered again.
+    refused: Mutex<std::collections::HashSet<(String, Resource)>>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +177,7 @@ impl<'a> Auth<'a> {
             store,
             legacy,
             cache: Mutex::new(HashMap::new()),
+            refused: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -221,6 +224,15 @@ impl<'a> Auth<'a> {
         let Some(store) = self.store else {
             return Ok(None);
         };
+        let key = (profile.name.clone(), resource);
+        if self
+            .refused
+            .lock()
+            .map(|r| r.contains(&key))
+            .unwrap_or(false)
+        {
+            return Ok(None);
+        }
         let Some(row) = store.token(&profile.name, resource.name()).await? else {
             return Ok(None);
         };
@@ -314,6 +326,11 @@ impl<'a> Auth<'a> {
     pub fn invalidate(&self, profile: &Profile, resource: Resource) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(&(profile.name.clone(), resource));
+        }
+        // The store may hold the same token (revoked early): the next one must be new, and it
+        // then replaces the stored row, which it outlives.
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.insert((profile.name.clone(), resource));
         }
     }
 

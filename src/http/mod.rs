@@ -261,7 +261,7 @@ impl Http {
 pub fn retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     let delta = when.duration_since(jiff::Timestamp::now());

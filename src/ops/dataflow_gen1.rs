@@ -101,10 +101,12 @@ pub(super) async fn run(
                 );
                 tokio::time::sleep(task.wait.poll_min).await;
                 let fresh = pbi.transactions(&group.id, &dataflow.object_id).await?;
-                if fresh
-                    .iter()
-                    .any(|t| started_at(t).is_some_and(|s| s >= since))
-                {
+                // Ours only if it was not there before the trigger.
+                let new = |t: &Transaction| {
+                    !history.iter().any(|h| h.id == t.id)
+                        && started_at(t).is_some_and(|s| s >= since)
+                };
+                if fresh.iter().any(new) {
                     out.attached = Some(false);
                     return follow(
                         ctx,
@@ -114,7 +116,7 @@ pub(super) async fn run(
                         task,
                         None,
                         Some(since),
-                        &fresh,
+                        &history,
                         out,
                     )
                     .await;
@@ -247,6 +249,7 @@ pub(super) async fn follow(
         max: task.wait.poll_max,
         expectation,
     };
+    let before: Vec<String> = history.iter().map(|t| t.id.clone()).collect();
     let history = RefCell::new(Vec::new());
     let immediate = known.borrow().is_some();
     let waited = wait::until_done(
@@ -256,13 +259,16 @@ pub(super) async fn follow(
         task.wait.grace,
         immediate,
         || {
-            let (known, history) = (&known, &history);
+            let (known, history, before) = (&known, &history, &before);
             async move {
                 let list = pbi.transactions(&group.id, &dataflow.object_id).await?;
                 let current = match known.borrow().clone() {
                     Some(id) => list.iter().find(|t| t.id == id).cloned(),
+                    // The oldest transaction that started since the trigger and was not listed
+                    // before it (a refresh that ended just before is not ours).
                     None => list
                         .iter()
+                        .filter(|t| !before.contains(&t.id))
                         .filter(|t| since.is_some_and(|s| started_at(t).is_some_and(|st| st >= s)))
                         .min_by_key(|t| started_at(t))
                         .cloned(),

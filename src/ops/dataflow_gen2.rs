@@ -104,10 +104,10 @@ pub(super) async fn run(
                 );
                 tokio::time::sleep(task.wait.poll_min).await;
                 let fresh = fabric.job_instances(workspace_id, &item.id).await?;
-                if let Some(job) = fresh
-                    .iter()
-                    .find(|j| started_at(j).is_some_and(|s| s >= since))
-                {
+                // Ours only if it was not listed before the request.
+                if let Some(job) = fresh.iter().find(|j| {
+                    !jobs.iter().any(|b| b.id == j.id) && started_at(j).is_some_and(|s| s >= since)
+                }) {
                     out.attached = Some(false);
                     return follow(
                         ctx,

@@ -204,14 +204,7 @@ async fn cascade(
         .await;
     let failed = results.iter().filter(|r| r.exit_code != 0).count();
     let file = task.output_file.clone();
-    let json = serde_json::to_string_pretty(&results).unwrap_or_else(|_| "[]".into());
-    std::fs::write(&file, json).map_err(|e| {
-        Error::task(
-            "outputFile",
-            format!("cannot write {}: {e}", file.display()),
-            "give a writable path",
-        )
-    })?;
+    let written = super::fleet::write_summary(&file, &results);
     tracing::info!(
         "{} downstream model(s) refreshed, {failed} failed; details in {}",
         results.len() - failed,
@@ -219,7 +212,7 @@ async fn cascade(
     );
     out.count = Some(results.len());
     out.failed = Some(failed);
-    out.file = Some(file.display().to_string());
+    out.file = written;
     out.targets = Some(results);
     Ok(if failed == 0 {
         ExitCode::Success

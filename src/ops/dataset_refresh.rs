@@ -69,12 +69,17 @@ pub(super) async fn run_resolved(
             dataset.name
         );
     }
-    let (running, expectation) = recent_refreshes(&pbi, &group, &dataset).await?;
+    let super::Recent {
+        running,
+        expectation,
+        known,
+    } = recent_refreshes(&pbi, &group, &dataset).await?;
     let target = Target {
         pbi: &pbi,
         group: &group,
         dataset: &dataset,
         expectation,
+        known,
     };
 
     if let Some((id, enhanced)) = reattach(ctx, &target, task, &profile.name).await? {
@@ -135,29 +140,50 @@ async fn reattach(
     if Some(row.id) == ctx.recorder.id() || row.started_at < Timestamp::now() - window {
         return Ok(None);
     }
-    // Enhanced refreshes answer by id even while the history lags; standard ones only in the history.
-    let enhanced = match t
+    // Only a retry of the same Kestra task run: another run on the same model (a second flow,
+    // a person at a terminal) goes through `ifRunning` like any refresh it did not start.
+    let kestra = &ctx.settings.kestra;
+    let same_task = kestra.execution_id.is_some()
+        && kestra.taskrun_id.is_some()
+        && row.kestra_execution_id == kestra.execution_id
+        && row.kestra_taskrun_id == kestra.taskrun_id;
+    if !same_task {
+        return Ok(None);
+    }
+    // Still running in the service? Enhanced refreshes answer by id even while the history
+    // lags; standard ones only in the history.
+    let (enhanced, running) = match t
         .pbi
         .refresh_details(&t.group.id, &t.dataset.id, &request_id)
         .await
     {
-        Ok(Some(_)) => true,
+        Ok(Some(d)) => (
+            true,
+            outputs::terminal_status(d.status.as_deref(), d.extended_status.as_deref()).is_none(),
+        ),
         _ => {
             let history = t
                 .pbi
                 .refresh_history(&t.group.id, &t.dataset.id, 20)
                 .await?;
-            if !history
+            let entry = history
                 .iter()
-                .any(|r| r.request_id.as_deref() == Some(request_id.as_str()))
-            {
-                return Ok(None);
-            }
-            false
+                .find(|r| r.request_id.as_deref() == Some(request_id.as_str()));
+            (
+                false,
+                entry.is_some_and(|r| {
+                    outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref())
+                        .is_none()
+                }),
+            )
         }
     };
-    tracing::info!(request_id = %request_id, "operation {} (started {}) was following this refresh when it stopped; reattaching", row.id, row.started_at);
     store.abandon_operation(row.id, ctx.recorder.id()).await?;
+    if !running {
+        tracing::info!(request_id = %request_id, "operation {} stopped before its refresh ended, and that refresh has ended since", row.id);
+        return Ok(None);
+    }
+    tracing::info!(request_id = %request_id, "operation {} (started {}) was following this refresh when it stopped; reattaching", row.id, row.started_at);
     Ok(Some((request_id, enhanced)))
 }
 
@@ -167,6 +193,8 @@ struct Target<'a> {
     dataset: &'a Dataset,
     /// What the model's recent refreshes predict of this one.
     expectation: Option<Expectation>,
+    /// Refresh ids in the history before the trigger.
+    known: Vec<String>,
 }
 
 /// The refresh being followed.
@@ -189,6 +217,7 @@ enum Started {
 async fn trigger(t: &Target<'_>, task: &RefreshTask) -> Result<Started, Error> {
     let since = Timestamp::now() - jiff::SignedDuration::from_secs(60);
     let mut last = ServiceError::default();
+    let mut busy = false;
     for attempt in 1..=TRIGGER_ATTEMPTS {
         match t
             .pbi
@@ -202,8 +231,10 @@ async fn trigger(t: &Target<'_>, task: &RefreshTask) -> Result<Started, Error> {
                 }
                 // It ended between the POST and the read: try again.
                 last = service;
+                busy = true;
             }
             Trigger::Ambiguous(why) => {
+                busy = false;
                 tracing::warn!(
                     "the refresh request's outcome is unknown ({why}); checking the history before trying again"
                 );
@@ -212,8 +243,12 @@ async fn trigger(t: &Target<'_>, task: &RefreshTask) -> Result<Started, Error> {
                     .pbi
                     .refresh_history(&t.group.id, &t.dataset.id, 10)
                     .await?;
+                // Ours only if it was not in the history before the trigger.
                 let started = history.into_iter().find(|r| {
-                    matches!(r.refresh_type.as_deref(), Some("ViaApi" | "ViaEnhancedApi"))
+                    r.request_id
+                        .as_ref()
+                        .is_some_and(|id| !t.known.contains(id))
+                        && matches!(r.refresh_type.as_deref(), Some("ViaApi" | "ViaEnhancedApi"))
                         && r.start_time
                             .as_deref()
                             .and_then(outputs::parse_time)
@@ -236,11 +271,20 @@ async fn trigger(t: &Target<'_>, task: &RefreshTask) -> Result<Started, Error> {
             }
         }
     }
+    let action = format!(
+        "trigger a refresh of semantic model {} ({}) in workspace {} ({})",
+        t.dataset.name, t.dataset.id, t.group.name, t.group.id
+    );
+    if busy {
+        // The service kept saying "already executing" while its history showed nothing running.
+        return Err(Error::Rejected {
+            action,
+            service: ServiceError { code: Some("RefreshAlreadyRunning".into()), ..last },
+            help: Some("a refresh the history does not show yet is running (the history lags): rerun with ifRunning: attach in a minute".into()),
+        });
+    }
     Err(Error::Unavailable {
-        action: format!(
-            "trigger a refresh of semantic model {} ({})",
-            t.dataset.name, t.dataset.id
-        ),
+        action,
         attempts: TRIGGER_ATTEMPTS,
         last: last.to_string(),
     })

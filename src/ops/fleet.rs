@@ -187,17 +187,7 @@ pub(super) async fn run(
             .map_or_else(|| "Error".to_string(), |s| format!("{s:?}"));
         *by_status.entry(key).or_insert(0) += 1;
     }
-    std::fs::write(
-        &task.output_file,
-        serde_json::to_string_pretty(&results).unwrap_or_default(),
-    )
-    .map_err(|e| {
-        Error::task(
-            "outputFile",
-            format!("cannot write {}: {e}", task.output_file.display()),
-            "give a writable path",
-        )
-    })?;
+    let written = write_summary(&task.output_file, &results);
     tracing::info!(
         "{} model(s) in {makespan:.1}s: {by_status:?}; details in {}",
         results.len(),
@@ -207,7 +197,7 @@ pub(super) async fn run(
     out.failed = Some(failed);
     out.by_status = Some(by_status);
     out.makespan_seconds = Some((makespan * 1000.0).round() / 1000.0);
-    out.file = Some(task.output_file.display().to_string());
+    out.file = written;
     out.targets = Some(results);
     Ok(if failed == 0 {
         ExitCode::Success
@@ -304,5 +294,23 @@ pub(super) async fn refresh_one(
             .clone()
             .or_else(|| error.as_ref().map(|e| crate::redact::scrub(&e.to_string()))),
         operation_id: out.operation_id,
+    }
+}
+
+/// Writes the per-target file. The refreshes already ran: a file that cannot be written is
+/// reported, not allowed to turn their outcome into an error; the outputs carry it all anyway.
+pub(super) fn write_summary(path: &std::path::Path, results: &[TargetResult]) -> Option<String> {
+    match std::fs::write(
+        path,
+        serde_json::to_string_pretty(results).unwrap_or_default(),
+    ) {
+        Ok(()) => Some(path.display().to_string()),
+        Err(e) => {
+            tracing::error!(
+                "cannot write {}: {e}; the outputs hold every target",
+                path.display()
+            );
+            None
+        }
     }
 }

@@ -105,15 +105,25 @@ async fn running_refresh(
     group: &Group,
     dataset: &Dataset,
 ) -> Result<Option<Refresh>, Error> {
-    Ok(recent_refreshes(pbi, group, dataset).await?.0)
+    Ok(recent_refreshes(pbi, group, dataset).await?.running)
 }
 
-/// The running refresh, if any, and what the recent successful ones predict of the next one.
+/// What the recent history says before a trigger.
+pub(crate) struct Recent {
+    /// The refresh running now, if any.
+    pub running: Option<Refresh>,
+    /// What the recent successful refreshes predict of the next one.
+    pub expectation: Option<Expectation>,
+    /// Every refresh id already in the history: none of them can be the one about to start.
+    pub known: Vec<String>,
+}
+
+/// The running refresh, if any, what the recent successful ones predict, and the known ids.
 async fn recent_refreshes(
     pbi: &PowerBi<'_>,
     group: &Group,
     dataset: &Dataset,
-) -> Result<(Option<Refresh>, Option<Expectation>), Error> {
+) -> Result<Recent, Error> {
     let history = pbi.refresh_history(&group.id, &dataset.id, 20).await?;
     let expectation = expectation(
         history
@@ -124,12 +134,20 @@ async fn recent_refreshes(
             })
             .map(|r| (r.start_time.as_deref(), r.end_time.as_deref())),
     );
+    let known = history
+        .iter()
+        .filter_map(|r| r.request_id.clone())
+        .collect();
     let running = history.into_iter().find(|r| {
         r.end_time.is_none()
             && outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref()).is_none()
             && r.request_id.is_some()
     });
-    Ok((running, expectation))
+    Ok(Recent {
+        running,
+        expectation,
+        known,
+    })
 }
 
 /// What the durations of past successful runs (start, end) predict of the next one.

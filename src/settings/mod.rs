@@ -359,6 +359,9 @@ impl Settings {
         for (_, url) in self.flows.values() {
             values.push(url.expose_secret().to_string());
         }
+        if let Some(key) = &self.store.token_key {
+            values.push(key.expose_secret().to_string());
+        }
         values
     }
 }

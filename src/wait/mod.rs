@@ -59,41 +59,43 @@ where
     let start = Instant::now();
     let deadline = start + timeout;
     let mut seen = false;
-    if !immediate && !sleep_before_deadline(policy.next(started, jitter()), deadline).await {
-        return Ok(Waited::TimedOut);
+    let mut last_poll = false;
+    if !immediate {
+        last_poll = !sleep_before_deadline(policy.next(started, jitter()), deadline).await;
     }
     loop {
         let mut at_least = Duration::ZERO;
-        match poll().await? {
-            Poll::Done(t) => return Ok(Waited::Done(t)),
-            Poll::Running => seen = true,
-            Poll::RunningFor(d) => {
+        match poll().await {
+            Ok(Poll::Done(t)) => return Ok(Waited::Done(t)),
+            Ok(Poll::Running) => seen = true,
+            Ok(Poll::RunningFor(d)) => {
                 seen = true;
                 at_least = d;
             }
-            Poll::Missing if !seen && start.elapsed() >= grace => return Ok(Waited::Dropped),
-            Poll::Missing => {}
+            Ok(Poll::Missing) if !seen && start.elapsed() >= grace => return Ok(Waited::Dropped),
+            Ok(Poll::Missing) => {}
+            // A status read that failed even after its retries does not end a long wait: the
+            // refresh goes on in the service; the next poll (or the deadline) decides.
+            Err(Error::Unavailable { action, last, .. }) if !last_poll => {
+                tracing::warn!("{action}: {last}; the wait goes on");
+            }
+            Err(e) => return Err(e),
         }
-        if !sleep_before_deadline(
-            policy
-                .next(started + start.elapsed(), jitter())
-                .max(at_least),
-            deadline,
-        )
-        .await
-        {
+        if last_poll {
             return Ok(Waited::TimedOut);
         }
+        let delay = policy
+            .next(started + start.elapsed(), jitter())
+            .max(at_least);
+        // At the deadline, one last look, so a refresh that ended since the previous poll is
+        // reported as ended rather than as timed out.
+        last_poll = !sleep_before_deadline(delay, deadline).await;
     }
 }
 
-/// Sleeps for `delay`, or until `deadline` if that comes first; false when the deadline passed.
+/// Sleeps for `delay`, or until `deadline` if that comes first; false when it woke at the deadline.
 async fn sleep_before_deadline(delay: Duration, deadline: Instant) -> bool {
-    let now = Instant::now();
-    if now >= deadline {
-        return false;
-    }
-    let wake = (now + delay).min(deadline);
+    let wake = (Instant::now() + delay).min(deadline);
     tokio::time::sleep_until(wake).await;
     wake < deadline
 }
@@ -206,6 +208,59 @@ mod tests {
         .expect("no error");
         assert_eq!(result, Waited::TimedOut);
         assert_eq!(start.elapsed(), Duration::from_secs(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_that_ends_just_before_the_deadline_is_seen_by_a_last_poll() {
+        let start = Instant::now();
+        let done_at = start + Duration::from_secs_f64(99.5);
+        let result = until_done(
+            POLICY,
+            Duration::ZERO,
+            Duration::from_secs(100),
+            Duration::from_secs(10),
+            true,
+            || async move {
+                Ok::<_, Error>(if Instant::now() >= done_at {
+                    Poll::Done(())
+                } else {
+                    Poll::Running
+                })
+            },
+        )
+        .await
+        .expect("no error");
+        assert_eq!(result, Waited::Done(()));
+        assert_eq!(start.elapsed(), Duration::from_secs(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_status_read_that_keeps_failing_does_not_end_the_wait() {
+        let polls = Cell::new(0u32);
+        let result = until_done(
+            POLICY,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            Duration::from_secs(10),
+            true,
+            || {
+                polls.set(polls.get() + 1);
+                let n = polls.get();
+                async move {
+                    match n {
+                        1..=3 => Err(Error::Unavailable {
+                            action: "read".into(),
+                            attempts: 6,
+                            last: "HTTP 503".into(),
+                        }),
+                        _ => Ok(Poll::Done(n)),
+                    }
+                }
+            },
+        )
+        .await
+        .expect("no error");
+        assert_eq!(result, Waited::Done(4));
     }
 
     #[tokio::test(start_paused = true)]

@@ -359,3 +359,21 @@ async fn without_wait_a_gen1_refresh_ends_once_its_transaction_is_found() {
         "still running: {tx}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gen1_refresh_follows_its_own_transaction_not_the_one_that_just_ended() {
+    let emu = emulator(scenario()).await;
+    let first = run_task(&emu, dataflow_task("Sales", "Sales Staging")).await;
+    assert_eq!(first.code, 0, "{}", first.stdout);
+    control(
+        &emu,
+        "PUT",
+        &format!("dataflows/{DF_STAGING}/refresh"),
+        Some(json!({"polls": 3, "outcome": "Failed"})),
+    )
+    .await;
+    let second = run_task(&emu, dataflow_task("Sales", "Sales Staging")).await;
+    assert_eq!(second.code, 1, "{}", second.stdout);
+    assert_ne!(second.outputs().request_id, first.outputs().request_id);
+    assert_eq!(second.outputs().status.as_deref(), Some("Failed"));
+}

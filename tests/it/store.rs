@@ -294,7 +294,15 @@ async fn a_rerun_after_a_killed_run_reattaches_instead_of_triggering_again() {
     )
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    let env = with_store(&emu, &sqlite(dir.path()), &[]);
+    // A Kestra retry: the same execution and task run.
+    let env = with_store(
+        &emu,
+        &sqlite(dir.path()),
+        &[
+            ("KESTRA_EXECUTION_ID", "exec-1"),
+            ("KESTRA_TASKRUN_ID", "taskrun-1"),
+        ],
+    );
     let mut task = refresh_task("Sales", "Slow Model");
     task["refresh"] = json!({"type": "Full"});
 
@@ -314,10 +322,20 @@ async fn a_rerun_after_a_killed_run_reattaches_instead_of_triggering_again() {
     })
     .await;
     first.kill().await.expect("kill");
+    let polled = requests_to(&emu, "refresh.get").await.len();
     let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
         .as_str()
         .expect("id")
         .to_string();
+
+    let rerun = {
+        let (env, task) = (env.clone(), task.clone());
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    until_requests(&emu, "the rerun to poll the same refresh", |log| {
+        log.iter().filter(|r| r["route"] == "refresh.get").count() > polled + 1
+    })
+    .await;
     control(
         &emu,
         "POST",
@@ -325,8 +343,7 @@ async fn a_rerun_after_a_killed_run_reattaches_instead_of_triggering_again() {
         Some(json!({"outcome": "Completed"})),
     )
     .await;
-
-    let rerun = run(Input::Env(task), &env).await;
+    let rerun = rerun.await.expect("rerun");
     assert_eq!(rerun.code, 0, "{}", rerun.stdout);
     let out = rerun.outputs();
     assert_eq!(out.attached, Some(true));
@@ -346,6 +363,91 @@ async fn a_rerun_after_a_killed_run_reattaches_instead_of_triggering_again() {
     assert_eq!(
         log.outputs().by_status.expect("statuses").get("Abandoned"),
         Some(&1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_run_on_a_model_being_waited_on_goes_through_if_running_not_reattach() {
+    let emu = emulator(scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let first_env = with_store(
+        &emu,
+        &sqlite(dir.path()),
+        &[
+            ("KESTRA_EXECUTION_ID", "exec-1"),
+            ("KESTRA_TASKRUN_ID", "taskrun-1"),
+        ],
+    );
+    let mut task = refresh_task("Sales", "Slow Model");
+    task["refresh"] = json!({"type": "Full"});
+    let first = {
+        let (env, task) = (first_env.clone(), task.clone());
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    until_requests(&emu, "the first run to poll", |log| {
+        log.iter().any(|r| r["route"] == "refresh.get")
+    })
+    .await;
+    let other_env = with_store(
+        &emu,
+        &sqlite(dir.path()),
+        &[
+            ("KESTRA_EXECUTION_ID", "exec-2"),
+            ("KESTRA_TASKRUN_ID", "taskrun-9"),
+        ],
+    );
+    let mut refuse = task.clone();
+    refuse["ifRunning"] = json!("fail");
+    let second = run(Input::Env(refuse), &other_env).await;
+    assert_eq!(second.code, 1, "{}", second.stdout);
+    assert_eq!(
+        second.outputs().error_code.as_deref(),
+        Some("RefreshAlreadyRunning")
+    );
+    let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    control(
+        &emu,
+        "POST",
+        &format!("refreshes/{id}/complete"),
+        Some(json!({"outcome": "Completed"})),
+    )
+    .await;
+    assert_eq!(
+        first.await.expect("first").code,
+        0,
+        "the first run still owns its row"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_in_the_store_is_replaced_not_reused() {
+    let emu = emulator(scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = with_store(&emu, &sqlite(dir.path()), &[]);
+    assert_eq!(
+        run(Input::Env(json!({"operation": "token.get"})), &env)
+            .await
+            .code,
+        0
+    );
+    control(&emu, "POST", "tokens/revoke", None).await;
+    let status =
+        json!({"operation": "dataset.status", "workspace": "Sales", "dataset": "Sales Model"});
+    let after = run(Input::Env(status.clone()), &env).await;
+    assert_eq!(
+        after.code, 0,
+        "the stored token is refused once, then replaced: {}",
+        after.stdout
+    );
+    let again = run(Input::Env(status), &env).await;
+    assert_eq!(again.code, 0);
+    assert_eq!(
+        requests_to(&emu, "token").await.len(),
+        2,
+        "one new token, stored and reused by the next run"
     );
 }
 
