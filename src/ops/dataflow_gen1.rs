@@ -234,8 +234,7 @@ pub(super) async fn follow(
     out.generation = Some(1);
     if let Some(id) = &id {
         out.request_id = Some(id.clone());
-        ctx.reporter.outputs(&out.to_map());
-        ctx.recorder.progress(out).await;
+        ctx.announce(out).await;
     }
     if !task.wait.wait && id.is_some() {
         out.status = Some(Status::Triggered);
@@ -293,10 +292,9 @@ pub(super) async fn follow(
     let found = known.borrow().clone();
     if let (Some(id), false) = (found, announced) {
         out.request_id = Some(id);
-        ctx.reporter.outputs(&out.to_map());
-        ctx.recorder.progress(out).await;
+        ctx.announce(out).await;
     }
-    out.wait_seconds = Some((began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+    out.wait_seconds = Some(outputs::secs(began.elapsed().as_secs_f64()));
     match waited {
         Waited::Done(_) if !task.wait.wait => {
             out.status = Some(Status::Triggered);

@@ -161,8 +161,7 @@ async fn follow(
             super::running_for(j.start_time_utc.as_deref())
         });
     out.request_id = Some(id.to_string());
-    ctx.reporter.outputs(&out.to_map());
-    ctx.recorder.progress(out).await;
+    ctx.announce(out).await;
     if !task.wait.wait {
         out.status = Some(Status::Triggered);
         return Ok(ExitCode::Success);
@@ -202,7 +201,7 @@ async fn follow(
         },
     )
     .await?;
-    out.wait_seconds = Some((began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+    out.wait_seconds = Some(outputs::secs(began.elapsed().as_secs_f64()));
     match waited {
         Waited::Done(job) => Ok(finish(&job, out)),
         Waited::Dropped => {

@@ -5,7 +5,6 @@
 //! "the latest refresh", since someone else's refresh may start after ours.
 
 use std::cell::RefCell;
-use std::time::Duration;
 
 use jiff::Timestamp;
 
@@ -389,8 +388,7 @@ async fn follow(
     } = f;
     out.request_id = Some(id.to_string());
     out.refresh_type = Some(if enhanced { "Enhanced" } else { "Standard" });
-    ctx.reporter.outputs(&out.to_map());
-    ctx.recorder.progress(out).await;
+    ctx.announce(out).await;
     if !task.wait.wait {
         out.status = Some(Status::Triggered);
         return Ok(ExitCode::Success);
@@ -439,7 +437,7 @@ async fn follow(
         },
     )
     .await?;
-    out.wait_seconds = Some(round(began.elapsed()));
+    out.wait_seconds = Some(outputs::secs(began.elapsed().as_secs_f64()));
     match waited {
         Waited::Done(s) => Ok(finish(s, out)),
         Waited::Dropped => {
@@ -516,8 +514,4 @@ async fn timed_out(
         tracing::warn!(request_id = %id, "wait timed out after {waited:.0}s; the refresh is left running (a rerun attaches to it)");
     }
     Ok(ExitCode::Timeout)
-}
-
-fn round(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }

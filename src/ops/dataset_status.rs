@@ -59,8 +59,9 @@ pub(super) async fn run(
         .max();
     if let Some(end) = last_success {
         out.last_success_time = Some(end.to_string());
-        out.age_seconds =
-            Some((Timestamp::now().duration_since(end).as_secs_f64() * 1000.0).round() / 1000.0);
+        out.age_seconds = Some(outputs::secs(
+            Timestamp::now().duration_since(end).as_secs_f64(),
+        ));
     }
 
     let Some(max_age) = task.max_age else {

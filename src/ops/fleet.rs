@@ -196,7 +196,7 @@ pub(super) async fn run(
     out.count = Some(results.len());
     out.failed = Some(failed);
     out.by_status = Some(by_status);
-    out.makespan_seconds = Some((makespan * 1000.0).round() / 1000.0);
+    out.makespan_seconds = Some(super::outputs::secs(makespan));
     out.file = written;
     out.targets = Some(results);
     Ok(if failed == 0 {

@@ -53,6 +53,13 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// Prints the outputs known so far (the request id above all: a run killed later still
+    /// leaves it behind) and records them in the operation's row.
+    pub async fn announce(&self, out: &Outputs) {
+        self.reporter.outputs(&out.to_map());
+        self.recorder.progress(out).await;
+    }
+
     /// A Power BI client acting as `profile`.
     pub fn powerbi<'b>(&'b self, profile: &'b Profile) -> PowerBi<'b> {
         PowerBi::new(

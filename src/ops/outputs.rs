@@ -218,6 +218,11 @@ pub fn utc(text: &str) -> String {
     parse_time(text).map_or_else(|| text.to_string(), |t| t.to_string())
 }
 
+/// Seconds as outputs show them: a float, to the millisecond.
+pub fn secs(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
 /// Seconds from `start` to `end`.
 pub fn seconds_between(start: &str, end: &str) -> Option<f64> {
     let (s, e) = (parse_time(start)?, parse_time(end)?);
