@@ -123,7 +123,10 @@ pub(super) async fn run(
                 }
                 if attempt == 3 {
                     return Err(Error::Unavailable {
-                        action: format!("trigger a refresh of dataflow {}", dataflow.name),
+                        action: format!(
+                            "trigger a refresh of dataflow {} ({}) in workspace {} ({})",
+                            dataflow.name, dataflow.object_id, group.name, group.id
+                        ),
                         attempts: attempt,
                         last: why,
                     });
@@ -143,7 +146,7 @@ pub(super) async fn run(
         }
     }
     Err(Error::Rejected {
-        action: format!("trigger a refresh of dataflow {}", dataflow.name),
+        action: format!("trigger a refresh of dataflow {} ({}) in workspace {} ({})", dataflow.name, dataflow.object_id, group.name, group.id),
         service: ServiceError {
             code: Some("RefreshAlreadyRunning".into()),
             message: Some(
@@ -152,7 +155,7 @@ pub(super) async fn run(
             ),
             ..Default::default()
         },
-        help: None,
+        help: Some("a refresh the transactions do not list yet is running (the list lags): rerun with ifRunning: attach in a minute".into()),
     })
 }
 
@@ -317,28 +320,14 @@ pub(super) async fn follow(
             Ok(ExitCode::Unsuccessful)
         }
         Waited::TimedOut => {
-            out.status = Some(Status::Running);
-            out.error_code = Some("WaitTimedOut".into());
             let id = known.into_inner().unwrap_or_default();
-            out.error_message = Some(format!(
-                "dataflow transaction {id} was still running after {:.0}s",
-                task.wait.timeout.as_secs_f64()
-            ));
-            if task.on_timeout == OnTimeout::Cancel && !id.is_empty() {
-                match pbi.cancel_transaction(&group.id, &id).await {
-                    Ok(word) => {
-                        tracing::warn!("wait timed out; transaction {id} cancelled ({word})");
-                        out.status = Some(Status::Cancelled);
-                        out.cancel_requested = Some(true);
-                    }
-                    Err(e) => tracing::error!(
-                        "wait timed out, and cancelling transaction {id} failed: {e}"
-                    ),
-                }
-            } else {
-                tracing::warn!("wait timed out; the dataflow refresh is left running");
-            }
-            Ok(ExitCode::Timeout)
+            let cancel =
+                (task.on_timeout == OnTimeout::Cancel && !id.is_empty()).then_some(async {
+                    let word = pbi.cancel_transaction(&group.id, &id).await?;
+                    tracing::info!("the service marked transaction {id}: {word}");
+                    Ok(())
+                });
+            Ok(super::timed_out("dataflow transaction", &id, task.wait.timeout, cancel, out).await)
         }
     }
 }

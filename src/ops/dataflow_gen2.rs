@@ -214,28 +214,10 @@ async fn follow(
             Ok(ExitCode::Unsuccessful)
         }
         Waited::TimedOut => {
-            out.status = Some(Status::Running);
             out.service_status = last.into_inner().and_then(|j| j.status);
-            out.error_code = Some("WaitTimedOut".into());
-            out.error_message = Some(format!(
-                "job instance {id} was still running after {:.0}s",
-                task.wait.timeout.as_secs_f64()
-            ));
-            if task.on_timeout == OnTimeout::Cancel {
-                match fabric.cancel_job(workspace_id, &item.id, id).await {
-                    Ok(()) => {
-                        tracing::warn!(
-                            "wait timed out; job instance {id} cancelled (onTimeout: cancel)"
-                        );
-                        out.status = Some(Status::Cancelled);
-                        out.cancel_requested = Some(true);
-                    }
-                    Err(e) => tracing::error!(
-                        "wait timed out, and cancelling job instance {id} failed: {e}"
-                    ),
-                }
-            }
-            Ok(ExitCode::Timeout)
+            let cancel = (task.on_timeout == OnTimeout::Cancel)
+                .then(|| fabric.cancel_job(workspace_id, &item.id, id));
+            Ok(super::timed_out("job instance", id, task.wait.timeout, cancel, out).await)
         }
     }
 }

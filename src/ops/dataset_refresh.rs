@@ -490,28 +490,12 @@ async fn timed_out(
     last: Option<Snapshot>,
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
-    out.status = Some(Status::Running);
     if let Some(s) = last {
         out.service_status = s.service_status;
         out.start_time = s.start.as_deref().map(outputs::utc);
         out.objects = s.objects;
     }
-    let waited = task.wait.timeout.as_secs_f64();
-    out.error_code = Some("WaitTimedOut".into());
-    out.error_message = Some(format!("refresh {id} was still running after {waited:.0}s"));
-    if task.on_timeout == OnTimeout::Cancel && enhanced {
-        match t.pbi.cancel_refresh(&t.group.id, &t.dataset.id, id).await {
-            Ok(()) => {
-                tracing::warn!(request_id = %id, "wait timed out after {waited:.0}s; the refresh was cancelled (onTimeout: cancel)");
-                out.status = Some(Status::Cancelled);
-                out.cancel_requested = Some(true);
-            }
-            Err(e) => {
-                tracing::error!(request_id = %id, "wait timed out, and cancelling the refresh failed: {e}")
-            }
-        }
-    } else {
-        tracing::warn!(request_id = %id, "wait timed out after {waited:.0}s; the refresh is left running (a rerun attaches to it)");
-    }
-    Ok(ExitCode::Timeout)
+    let cancel = (task.on_timeout == OnTimeout::Cancel && enhanced)
+        .then(|| t.pbi.cancel_refresh(&t.group.id, &t.dataset.id, id));
+    Ok(super::timed_out("refresh", id, task.wait.timeout, cancel, out).await)
 }

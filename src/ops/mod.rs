@@ -224,6 +224,40 @@ pub(crate) fn if_running(
     }
 }
 
+/// Our wait timed out (exit 5): the outputs say so, and `cancel` — given when `onTimeout: cancel`
+/// applies — cancels the refresh, which the outputs then report as `Cancelled`.
+pub(crate) async fn timed_out<F>(
+    what: &str,
+    id: &str,
+    timeout: std::time::Duration,
+    cancel: Option<F>,
+    out: &mut Outputs,
+) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), Error>>,
+{
+    let waited = timeout.as_secs_f64();
+    out.status = Some(Status::Running);
+    out.error_code = Some("WaitTimedOut".into());
+    out.error_message = Some(format!("{what} {id} was still running after {waited:.0}s"));
+    match cancel {
+        Some(cancel) => match cancel.await {
+            Ok(()) => {
+                tracing::warn!(request_id = %id, "wait timed out after {waited:.0}s; {what} cancelled (onTimeout: cancel)");
+                out.status = Some(Status::Cancelled);
+                out.cancel_requested = Some(true);
+            }
+            Err(e) => {
+                tracing::error!(request_id = %id, "wait timed out, and cancelling {what} failed: {e}")
+            }
+        },
+        None => {
+            tracing::warn!(request_id = %id, "wait timed out after {waited:.0}s; {what} is left running (ifRunning: attach follows it)")
+        }
+    }
+    ExitCode::Timeout
+}
+
 /// Whether a history entry is an enhanced refresh (execution details and cancel work only then).
 fn is_enhanced(refresh: &Refresh) -> bool {
     matches!(
