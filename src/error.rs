@@ -247,7 +247,7 @@ impl Error {
             )),
             Error::Gone { .. } => Some("the item may have been deleted, or the service principal lost access to it".into()),
             Error::Unavailable { .. } => Some(
-                "the service is throttling or failing; rerun later (a Kestra retry reattaches to a running refresh)"
+                "the service is throttling or failing; rerun later (with ifRunning: attach, a rerun follows a refresh that did start)"
                     .into(),
             ),
         }
