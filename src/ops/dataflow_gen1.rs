@@ -18,7 +18,7 @@ use crate::error::{Error, ExitCode, ServiceError};
 use crate::powerbi::dataflows::{Dataflow, Transaction};
 use crate::powerbi::wire::Group;
 use crate::powerbi::{PowerBi, Trigger};
-use crate::task::{DataflowRefreshTask, OnTimeout};
+use crate::task::{DataflowRefresh, OnTimeout};
 use crate::wait::{self, Poll, PollPolicy, Waited};
 
 /// Shared capacity's refresh allowance per dataflow and 24 hours.
@@ -52,7 +52,7 @@ pub(super) async fn run(
     pbi: &PowerBi<'_>,
     group: &Group,
     dataflow: &Dataflow,
-    task: &DataflowRefreshTask,
+    task: &DataflowRefresh,
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
     let history = pbi.transactions(&group.id, &dataflow.object_id).await?;
@@ -65,8 +65,8 @@ pub(super) async fn run(
             .trigger_dataflow(
                 &group.id,
                 &dataflow.object_id,
-                &task.notify_option,
-                task.process_type.as_deref(),
+                &task.options.notify_option,
+                task.options.process_type.as_deref(),
             )
             .await
         {
@@ -165,7 +165,7 @@ async fn on_running(
     pbi: &PowerBi<'_>,
     group: &Group,
     dataflow: &Dataflow,
-    task: &DataflowRefreshTask,
+    task: &DataflowRefresh,
     running: &Transaction,
     history: &[Transaction],
     out: &mut Outputs,
@@ -216,7 +216,7 @@ pub(super) async fn follow(
     pbi: &PowerBi<'_>,
     group: &Group,
     dataflow: &Dataflow,
-    task: &DataflowRefreshTask,
+    task: &DataflowRefresh,
     id: Option<String>,
     since: Option<Timestamp>,
     history: &[Transaction],

@@ -15,7 +15,7 @@ use super::{Context, Running, if_running};
 use crate::error::{Error, ExitCode};
 use crate::fabric::Fabric;
 use crate::fabric::jobs::{Item, JobInstance, Started};
-use crate::task::{DataflowRefreshTask, OnTimeout};
+use crate::task::{DataflowRefresh, OnTimeout};
 use crate::wait::{self, Poll, PollPolicy, Waited};
 
 fn terminal(status: Option<&str>) -> Option<Status> {
@@ -37,7 +37,7 @@ pub(super) async fn run(
     fabric: &Fabric<'_>,
     workspace_id: &str,
     item: &Item,
-    task: &DataflowRefreshTask,
+    task: &DataflowRefresh,
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
     out.generation = Some(2);
@@ -72,7 +72,7 @@ pub(super) async fn run(
         };
     }
     let since = Timestamp::now() - SignedDuration::from_secs(60);
-    let body = match &task.execute_option {
+    let body = match &task.options.execute_option {
         Some(option) => serde_json::json!({"executionData": {"executeOption": option}}),
         None => serde_json::json!({}),
     };
@@ -143,7 +143,7 @@ async fn follow(
     fabric: &Fabric<'_>,
     workspace_id: &str,
     item: &Item,
-    task: &DataflowRefreshTask,
+    task: &DataflowRefresh,
     id: &str,
     first_wait: Duration,
     jobs: &[JobInstance],

@@ -16,7 +16,8 @@ use crate::fabric::Fabric;
 use crate::resolve;
 use crate::settings::Profile;
 use crate::task::{
-    DataflowRefreshTask, DatasetTarget, IfRunning, OnTimeout, RefreshBody, RefreshTask,
+    DataflowRefreshTask, DataflowTarget, DatasetTarget, IfRunning, OnTimeout, RefreshBody,
+    RefreshTask,
 };
 
 enum Found {
@@ -31,24 +32,24 @@ pub(super) async fn run(
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
     let pbi = ctx.powerbi(profile);
-    let group = resolve::workspace(&pbi, &task.workspace).await?;
+    let group = resolve::workspace(&pbi, &task.refresh.target.workspace).await?;
     out.workspace_id = Some(group.id.clone());
     out.workspace_name = Some(group.name.clone());
     let fabric = Fabric::new(ctx.http, ctx.auth, profile, &ctx.settings.endpoints.fabric);
-    let found = detect(&pbi, &fabric, &group, task).await?;
+    let found = detect(&pbi, &fabric, &group, &task.refresh.target).await?;
     let code = match &found {
         Found::Gen1(df) => {
             out.item_kind = Some("Dataflow");
             out.generation = Some(1);
             out.dataflow_id = Some(df.object_id.clone());
             out.dataflow_name = Some(df.name.clone());
-            dataflow_gen1::run(ctx, &pbi, &group, df, task, out).await?
+            dataflow_gen1::run(ctx, &pbi, &group, df, &task.refresh, out).await?
         }
         Found::Gen2(item) => {
             out.item_kind = Some("DataflowGen2");
             out.dataflow_id = Some(item.id.clone());
             out.dataflow_name = Some(item.display_name.clone());
-            dataflow_gen2::run(ctx, &fabric, &group.id, item, task, out).await?
+            dataflow_gen2::run(ctx, &fabric, &group.id, item, &task.refresh, out).await?
         }
     };
     let Some(max_parallel) = task.downstream else {
@@ -67,7 +68,7 @@ async fn detect(
     pbi: &crate::powerbi::PowerBi<'_>,
     fabric: &Fabric<'_>,
     group: &crate::powerbi::wire::Group,
-    task: &DataflowRefreshTask,
+    task: &DataflowTarget,
 ) -> Result<Found, Error> {
     let scope = Some(format!("workspace {} ({})", group.name, group.id));
     let gen1 = if task.generation != Some(2) {
@@ -195,7 +196,7 @@ async fn cascade(
                 },
                 if_running: IfRunning::Attach,
                 on_timeout: OnTimeout::Leave,
-                wait: task.wait,
+                wait: task.refresh.wait,
             };
             refresh_one(&child_ctx, profile, refresh, None)
         })

@@ -80,7 +80,10 @@ pub(super) async fn run(
     let mut models: HashMap<String, Vec<Dataset>> = HashMap::new();
     let mut results = Vec::new();
     let mut plan = Vec::new();
-    for refresh in &task.targets {
+    for fleet_target in &task.targets {
+        let crate::task::ItemRefresh::Model(refresh) = &fleet_target.refresh else {
+            continue;
+        };
         let target = &refresh.target;
         let group = match resolve::pick(
             &groups,

@@ -12,7 +12,7 @@ use crate::powerbi::dataflows::Dataflow;
 use crate::powerbi::wire::Group;
 use crate::resolve;
 use crate::settings::Profile;
-use crate::task::{DataflowRefreshTask, FlowTriggerTask, IfRunning};
+use crate::task::{DataflowOptions, DataflowRefresh, DataflowTarget, FlowTriggerTask, IfRunning};
 
 pub(super) async fn run(
     ctx: &Context<'_>,
@@ -101,19 +101,21 @@ async fn follow(
     profile: &Profile,
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
-    let monitor = DataflowRefreshTask {
-        profile: profile.name.clone(),
-        workspace: group.id.clone(),
-        dataflow: df.object_id.clone(),
-        generation: Some(1),
+    let monitor = DataflowRefresh {
+        target: DataflowTarget {
+            profile: profile.name.clone(),
+            workspace: group.id.clone(),
+            dataflow: df.object_id.clone(),
+            generation: Some(1),
+        },
+        options: DataflowOptions {
+            notify_option: "NoNotification".into(),
+            process_type: None,
+            execute_option: None,
+        },
         wait: task.wait,
         if_running: IfRunning::Attach,
         on_timeout: task.on_timeout,
-        notify_option: "NoNotification".into(),
-        process_type: None,
-        execute_option: None,
-        downstream: None,
-        output_file: std::path::PathBuf::new(),
     };
     out.attached = Some(false);
     dataflow_gen1::follow(

@@ -76,7 +76,7 @@ pub async fn run(ctx: &Context<'_>, task: &Task, out: &mut Outputs) -> Result<Ex
     let profile = || ctx.settings.profile(task.profile().unwrap_or("default"));
     match task {
         Task::DatasetRefresh(t) => dataset_refresh::run(ctx, &profile()?, t, out).await,
-        Task::DatasetFleet(t) => fleet::run(ctx, &profile()?, t, out).await,
+        Task::Fleet(t) => fleet::run(ctx, &profile()?, t, out).await,
         Task::DatasetCancel(t) => dataset_cancel::run(ctx, &profile()?, t, out).await,
         Task::DatasetStatus(t) => dataset_status::run(ctx, &profile()?, t, out).await,
         Task::TokenGet(t) => tokens::get(ctx, t, out).await,

@@ -39,8 +39,8 @@ pub const OPERATIONS: &[&str] = &[
 pub enum Task {
     /// Trigger a semantic model refresh and (by default) wait for it.
     DatasetRefresh(RefreshTask),
-    /// Refresh many semantic models in one run (`dataset.refresh` with `targets`).
-    DatasetFleet(FleetTask),
+    /// Refresh many items in one run, in dependency order (`targets`).
+    Fleet(FleetTask),
     /// Cancel a running enhanced refresh.
     DatasetCancel(CancelTask),
     /// Report the latest refresh, optionally as a freshness gate.
@@ -67,7 +67,8 @@ impl Task {
     /// The operation's name as written in tasks and outputs.
     pub fn operation(&self) -> &'static str {
         match self {
-            Task::DatasetRefresh(_) | Task::DatasetFleet(_) => "dataset.refresh",
+            Task::DatasetRefresh(_) => "dataset.refresh",
+            Task::Fleet(t) => t.operation,
             Task::DatasetCancel(_) => "dataset.cancel",
             Task::DatasetStatus(_) => "dataset.status",
             Task::TokenGet(_) => "token.get",
@@ -85,11 +86,11 @@ impl Task {
     pub fn profile(&self) -> Option<&str> {
         match self {
             Task::DatasetRefresh(t) => Some(&t.target.profile),
-            Task::DatasetFleet(t) => Some(&t.profile),
+            Task::Fleet(t) => Some(&t.profile),
             Task::DatasetCancel(t) => Some(&t.target.profile),
             Task::DatasetStatus(t) => Some(&t.target.profile),
             Task::TokenGet(t) => Some(&t.profile),
-            Task::DataflowRefresh(t) => Some(&t.profile),
+            Task::DataflowRefresh(t) => Some(&t.refresh.target.profile),
             Task::FlowTrigger(t) => Some(&t.profile),
             Task::ReportRefresh(t) => Some(&t.refresh.target.profile),
             Task::Inventory(t) => Some(&t.profile),
@@ -275,10 +276,10 @@ pub struct HistoryTask {
     pub output_file: std::path::PathBuf,
 }
 
-/// A `dataflow.refresh` task.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataflowRefreshTask {
-    /// Profile name.
+/// A dataflow, by name or id, and the profile to reach it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataflowTarget {
+    /// Profile name (`default` unless given).
     pub profile: String,
     /// Workspace name or id.
     pub workspace: String,
@@ -286,19 +287,41 @@ pub struct DataflowRefreshTask {
     pub dataflow: String,
     /// 1 (Power BI) or 2 (Fabric); detected by name when absent.
     pub generation: Option<u8>,
-    /// Wait bounds.
-    pub wait: WaitOptions,
-    /// Single-flight policy.
-    pub if_running: IfRunning,
-    /// Timeout policy.
-    pub on_timeout: OnTimeout,
+}
+
+/// The options a dataflow refresh is triggered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataflowOptions {
     /// Gen1: `NoNotification` (default) or `MailOnFailure`.
     pub notify_option: String,
     /// Gen1: `default` or `processFull`.
     pub process_type: Option<String>,
     /// Gen2: `ApplyChangesIfNeeded` or `SkipApplyChanges`.
     pub execute_option: Option<String>,
-    /// `then: downstream`: refresh the models reading the dataflow, this many at a time.
+}
+
+/// One dataflow refresh: the dataflow, its trigger options and how to follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataflowRefresh {
+    /// The dataflow.
+    pub target: DataflowTarget,
+    /// Trigger options.
+    pub options: DataflowOptions,
+    /// Wait bounds.
+    pub wait: WaitOptions,
+    /// Single-flight policy.
+    pub if_running: IfRunning,
+    /// Timeout policy.
+    pub on_timeout: OnTimeout,
+}
+
+/// A `dataflow.refresh` task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataflowRefreshTask {
+    /// The dataflow refresh.
+    pub refresh: DataflowRefresh,
+    /// `then: downstream`: refresh, in lineage order, every dataflow and semantic model that
+    /// reads the dataflow (transitively), this many at a time.
     pub downstream: Option<usize>,
     /// Where the cascade's per-target file goes.
     pub output_file: std::path::PathBuf,
@@ -341,17 +364,39 @@ pub struct InventoryTask {
     pub output_file: std::path::PathBuf,
 }
 
-/// A `dataset.refresh` over many models.
+/// A refresh of many items in one run (`targets`), in dependency order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetTask {
+    /// The operation as written (`dataset.refresh` or `dataflow.refresh` with `targets`).
+    pub operation: &'static str,
     /// Profile name.
     pub profile: String,
-    /// One refresh per model, in the order given.
-    pub targets: Vec<RefreshTask>,
+    /// One refresh per item, in the order given.
+    pub targets: Vec<FleetTarget>,
     /// At most this many refreshes at once.
     pub max_parallel: usize,
     /// At most this many at once on one capacity.
     pub max_per_capacity: Option<usize>,
     /// Where the per-target JSON file goes.
     pub output_file: std::path::PathBuf,
+}
+
+/// One item of a fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetTarget {
+    /// The name `dependsOn` refers to: the target's `id`, else its item as given.
+    pub key: String,
+    /// What to refresh.
+    pub refresh: ItemRefresh,
+    /// Keys of the targets that must complete before this one starts.
+    pub depends_on: Vec<String>,
+}
+
+/// A refresh of any refreshable kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemRefresh {
+    /// A semantic model.
+    Model(RefreshTask),
+    /// A Gen1 or Gen2 dataflow.
+    Dataflow(DataflowRefresh),
 }

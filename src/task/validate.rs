@@ -143,25 +143,33 @@ fn fleet(raw: RawTask) -> Result<Task, Error> {
                 ..raw.clone()
             };
             let target = self::target(&one)?;
-            refresh_task(one, target).map_err(|e| match e {
-                Error::InvalidTask {
-                    field,
-                    message,
-                    help,
-                } => Error::InvalidTask {
-                    field: format!("targets[{i}].{field}"),
-                    message,
-                    help,
-                },
-                other => other,
-            })
+            let key = format!("{}/{}", target.workspace, target.dataset);
+            refresh_task(one, target)
+                .map(|r| super::FleetTarget {
+                    key,
+                    refresh: super::ItemRefresh::Model(r),
+                    depends_on: Vec::new(),
+                })
+                .map_err(|e| match e {
+                    Error::InvalidTask {
+                        field,
+                        message,
+                        help,
+                    } => Error::InvalidTask {
+                        field: format!("targets[{i}].{field}"),
+                        message,
+                        help,
+                    },
+                    other => other,
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let positive = |field: &str, v: Option<usize>| match v {
         Some(0) => Err(Error::task(field, "must be at least 1", "e.g. 4")),
         other => Ok(other),
     };
-    Ok(Task::DatasetFleet(super::FleetTask {
+    Ok(Task::Fleet(super::FleetTask {
+        operation: "dataset.refresh",
         profile,
         targets: refreshes,
         max_parallel: positive("maxParallel", raw.max_parallel)?.unwrap_or(8),

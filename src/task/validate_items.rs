@@ -7,7 +7,8 @@ use super::validate::{
     non_empty, one_of, only, policies, profile_name, refresh_task, wait_options,
 };
 use super::{
-    DataflowRefreshTask, DatasetTarget, FlowTriggerTask, InventoryTask, ReportRefreshTask, Task,
+    DataflowOptions, DataflowRefresh, DataflowRefreshTask, DataflowTarget, DatasetTarget,
+    FlowTriggerTask, InventoryTask, ReportRefreshTask, Task,
 };
 use crate::error::Error;
 
@@ -124,14 +125,13 @@ fn dataflow(raw: RawTask) -> Result<Task, Error> {
         // The cascade needs the dataflow's outcome.
         wait.wait = true;
     }
-    Ok(Task::DataflowRefresh(DataflowRefreshTask {
+    let target = DataflowTarget {
         profile: profile_name("profile", raw.profile.as_deref())?,
         workspace: required("workspace", raw.workspace.clone())?,
         dataflow: required("dataflow", raw.dataflow.clone())?,
         generation,
-        wait,
-        if_running,
-        on_timeout,
+    };
+    let options = DataflowOptions {
         notify_option: raw
             .notify_option
             .as_deref()
@@ -154,6 +154,15 @@ fn dataflow(raw: RawTask) -> Result<Task, Error> {
                 )
             })
             .transpose()?,
+    };
+    Ok(Task::DataflowRefresh(DataflowRefreshTask {
+        refresh: DataflowRefresh {
+            target,
+            options,
+            wait,
+            if_running,
+            on_timeout,
+        },
         downstream,
         output_file: PathBuf::from(
             raw.output_file
@@ -227,7 +236,11 @@ mod tests {
             panic!("dataflow")
         };
         assert_eq!(
-            (t.notify_option.as_str(), t.downstream, t.generation),
+            (
+                t.refresh.options.notify_option.as_str(),
+                t.downstream,
+                t.refresh.target.generation
+            ),
             ("NoNotification", Some(4), None)
         );
         for (json, field) in [
