@@ -24,6 +24,7 @@ pub mod kestra;
 pub mod ops;
 pub mod powerbi;
 pub mod redact;
+pub mod refresh;
 pub mod resolve;
 pub mod settings;
 pub mod store;

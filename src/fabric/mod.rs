@@ -43,6 +43,7 @@ pub struct Workspace {
 const MAX_PAGES: usize = 1000;
 
 /// A Fabric client acting as one profile.
+#[derive(Clone)]
 pub struct Fabric<'a> {
     http: &'a Http,
     auth: &'a Auth<'a>,

@@ -63,7 +63,17 @@ impl<'a> Recorder<'a> {
         task_json: Option<String>,
         settings: &Settings,
     ) -> Result<Recorder<'a>, Error> {
-        let operation = task.operation();
+        Recorder::begin(store, task.operation(), task.profile(), task_json, settings).await
+    }
+
+    /// Writes the start row of `operation` as `profile` (a fleet's or a cascade's items).
+    pub async fn begin(
+        store: Option<&'a Store>,
+        operation: &'static str,
+        profile: Option<&str>,
+        task_json: Option<String>,
+        settings: &Settings,
+    ) -> Result<Recorder<'a>, Error> {
         let Some(s) = store else {
             return Ok(Recorder {
                 store,
@@ -73,8 +83,8 @@ impl<'a> Recorder<'a> {
         };
         let id = s
             .start_operation(&NewOperation {
-                operation: task.operation().to_string(),
-                profile: task.profile().map(String::from),
+                operation: operation.to_string(),
+                profile: profile.map(String::from),
                 item_kind: None,
                 workspace_id: None,
                 workspace_name: None,

@@ -1,8 +1,8 @@
 //! `report.refresh`: the report → its semantic model (and that model's workspace, which may be
 //! another one) → the full `dataset.refresh` behaviour.
 
+use super::Context;
 use super::outputs::Outputs;
-use super::{Context, dataset_refresh};
 use crate::error::{Error, ExitCode, ServiceError};
 use crate::resolve;
 use crate::settings::Profile;
@@ -62,5 +62,5 @@ pub(super) async fn run(
     let mut refresh = task.refresh.clone();
     refresh.target.workspace = workspace;
     refresh.target.dataset = dataset;
-    dataset_refresh::run(ctx, profile, &refresh, out).await
+    super::refresh::model(ctx, profile, &refresh, out).await
 }

@@ -42,6 +42,7 @@ struct Call<'c> {
 }
 
 /// A Power BI client acting as one profile.
+#[derive(Clone)]
 pub struct PowerBi<'a> {
     http: &'a Http,
     auth: &'a Auth<'a>,

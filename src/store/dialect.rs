@@ -34,8 +34,6 @@ pub(crate) enum Cond<'a> {
     AnyEqNoCase(&'a [&'a str]),
     /// `col >= ?`
     AtLeast(&'a str),
-    /// `col IS NOT NULL` (no parameter).
-    NotNull(&'a str),
 }
 
 impl Dialect {
@@ -258,7 +256,6 @@ impl Dialect {
                 format!("({})", any.join(" OR "))
             }
             Cond::AtLeast(c) => format!("{} >= ?", self.quote(c)),
-            Cond::NotNull(c) => format!("{} IS NOT NULL", self.quote(c)),
         }
     }
 

@@ -9,7 +9,6 @@ use serde::{Serialize, Serializer};
 use super::Store;
 use super::conn::DbError;
 use super::dialect::Cond;
-use super::operations::RUNNING;
 use super::schema::OPERATIONS;
 use super::values::{Cols, Value};
 use crate::error::Error;
@@ -30,6 +29,19 @@ pub struct HistoryFilter {
     pub since: Option<Timestamp>,
     /// At most this many rows, newest first; `None` for all.
     pub limit: Option<u32>,
+}
+
+/// One Kestra task run's attempts at one operation, as the store keys them.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskRun<'a> {
+    /// The operation.
+    pub operation: &'a str,
+    /// The profile.
+    pub profile: &'a str,
+    /// `KESTRA_EXECUTION_ID`.
+    pub execution_id: &'a str,
+    /// `KESTRA_TASKRUN_ID`: the same across a task's retries.
+    pub taskrun_id: &'a str,
 }
 
 /// One row of the operation log.
@@ -136,40 +148,44 @@ fn read_row(c: &mut Cols<'_, '_>) -> Result<OperationRow, DbError> {
 }
 
 impl Store {
-    /// The newest `Running` operation on `item_id` that has a request id: the refresh a retried
-    /// run should reattach to instead of starting another.
-    pub async fn running_operation(
+    /// The newest earlier attempt of one Kestra task run on `item_id` (any status, other than
+    /// the row `current`): what a retried run reattaches to or adopts instead of triggering again.
+    pub async fn attempt_of_task_run(
         &self,
-        operation: &str,
-        profile: &str,
+        task_run: &TaskRun<'_>,
         item_id: &str,
+        current: Option<i64>,
     ) -> Result<Option<OperationRow>, Error> {
         let sql = self.dialect().select(
             OPERATIONS.name,
             &columns(),
             &[
                 Cond::Eq("item_id"),
-                Cond::Eq("status"),
                 Cond::Eq("operation"),
                 Cond::Eq("profile"),
-                Cond::NotNull("request_id"),
+                Cond::Eq("kestra_execution_id"),
+                Cond::Eq("kestra_taskrun_id"),
             ],
             &[("started_at", true), ("id", true)],
             true,
         );
         let params = vec![
             Value::text(item_id),
-            Value::text(RUNNING),
-            Value::text(operation),
-            Value::text(profile),
-            // The row limit.
-            Value::Int(Some(1)),
+            Value::text(task_run.operation),
+            Value::text(task_run.profile),
+            Value::text(task_run.execution_id),
+            Value::text(task_run.taskrun_id),
+            // The row limit: the current row may be one of the two newest.
+            Value::Int(Some(2)),
         ];
-        let action = format!("look up a running {operation} on {item_id}");
+        let action = format!(
+            "look up an earlier attempt of {} on {item_id}",
+            task_run.operation
+        );
         let rows = self
             .call(&action, move |s| s.query(&sql, &params, read_row))
             .await?;
-        Ok(rows.into_iter().next())
+        Ok(rows.into_iter().find(|r| Some(r.id) != current))
     }
 
     /// The operation log, newest first, filtered.

@@ -34,7 +34,7 @@ use crate::error::Error;
 use conn::{DbError, Link, Session};
 pub use crypto::TokenKey;
 pub use dialect::{Dialect, validate_table_name};
-pub use history::{HistoryFilter, OperationRow};
+pub use history::{HistoryFilter, OperationRow, TaskRun};
 pub use operations::{ABANDONED, Finish, NewOperation, RUNNING};
 pub use tokens::{NewToken, StoredToken, TokenInfo};
 use values::Value;

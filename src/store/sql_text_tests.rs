@@ -134,7 +134,6 @@ fn sql_server_inserts_return_the_id_and_selects_limit_with_fetch() {
             Cond::Eq("item_id"),
             Cond::AnyEqNoCase(&["workspace_name", "item_name"]),
             Cond::AtLeast("started_at"),
-            Cond::NotNull("request_id"),
         ],
         &[("started_at", true), ("id", true)],
         true,
@@ -143,7 +142,7 @@ fn sql_server_inserts_return_the_id_and_selects_limit_with_fetch() {
         select,
         "SELECT [id], [status] FROM [pbiops_operations] WHERE [item_id] = ? AND \
          (LOWER([workspace_name]) = LOWER(?) OR LOWER([item_name]) = LOWER(?)) AND [started_at] >= ? \
-         AND [request_id] IS NOT NULL ORDER BY [started_at] DESC, [id] DESC OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"
+         ORDER BY [started_at] DESC, [id] DESC OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"
     );
     assert_eq!(
         d.update(

@@ -1,7 +1,7 @@
-//! The operation log: rows for success, failure and timeout; the running operation a retried
+//! The operation log: rows for success, failure and timeout; the earlier attempt a retried
 //! run reattaches to; and the `history` filters.
 
-use pbiops::store::{Finish, HistoryFilter, NewOperation, Store};
+use pbiops::store::{Finish, HistoryFilter, NewOperation, Store, TaskRun};
 
 use crate::live;
 use crate::support::{Backend, TestDb, at};
@@ -140,19 +140,29 @@ async fn the_log_records_success_failure_and_timeout(backend: Backend) {
 }
 live!(the_log_records_success_failure_and_timeout);
 
-async fn a_retried_run_finds_the_running_operation(backend: Backend) {
+async fn a_retried_run_finds_the_earlier_attempt_of_its_task_run(backend: Backend) {
     let db = TestDb::new(backend);
     let store = Store::open(&db.secret(), None).await.expect("open");
-    let running = |store: &Store| {
+    let task_run = |profile: &'static str, taskrun: &'static str| TaskRun {
+        operation: "dataset.refresh",
+        profile,
+        execution_id: "exec-1",
+        taskrun_id: taskrun,
+    };
+    let earlier = |store: &Store, run: TaskRun<'static>, current: Option<i64>| {
         let store = store.clone();
         async move {
             store
-                .running_operation("dataset.refresh", "default", "id-Sales")
+                .attempt_of_task_run(&run, "id-Sales", current)
                 .await
                 .expect("lookup")
-                .map(|r| r.id)
+                .map(|r| (r.id, r.status, r.request_id))
         }
     };
+    assert_eq!(
+        earlier(&store, task_run("default", "run-1"), None).await,
+        None
+    );
     let first = store
         .start_operation(&refresh("default", "Sales", 0))
         .await
@@ -161,33 +171,23 @@ async fn a_retried_run_finds_the_running_operation(backend: Backend) {
         .update_operation(first, &resolved("Sales", "Finance"))
         .await
         .expect("progress");
-    assert_eq!(
-        running(&store).await,
-        None,
-        "no request id yet: nothing to reattach to"
-    );
     store
         .set_request_id(first, "req-1", false)
         .await
         .expect("request id");
-    assert_eq!(running(&store).await, Some(first));
-
-    let other_profile = store
-        .start_operation(&refresh("sales", "Sales", 1))
-        .await
-        .expect("start");
-    store
-        .update_operation(other_profile, &resolved("Sales", "Finance"))
-        .await
-        .expect("progress");
-    store
-        .set_request_id(other_profile, "req-x", false)
-        .await
-        .expect("request id");
     assert_eq!(
-        running(&store).await,
-        Some(first),
-        "another profile's row does not count"
+        earlier(&store, task_run("default", "run-1"), None).await,
+        Some((first, "Running".into(), Some("req-1".into())))
+    );
+    assert_eq!(
+        earlier(&store, task_run("default", "run-2"), None).await,
+        None,
+        "another task run's rows do not count"
+    );
+    assert_eq!(
+        earlier(&store, task_run("sales", "run-1"), None).await,
+        None,
+        "another profile's rows do not count"
     );
 
     let second = store
@@ -198,11 +198,11 @@ async fn a_retried_run_finds_the_running_operation(backend: Backend) {
         .update_operation(second, &resolved("Sales", "Finance"))
         .await
         .expect("progress");
-    store
-        .set_request_id(second, "req-1", true)
-        .await
-        .expect("request id");
-    assert_eq!(running(&store).await, Some(second), "the newest");
+    assert_eq!(
+        earlier(&store, task_run("default", "run-1"), Some(second)).await,
+        Some((first, "Running".into(), Some("req-1".into()))),
+        "the current attempt's own row is not an earlier attempt"
+    );
     store
         .abandon_operation(first, Some(second))
         .await
@@ -211,7 +211,13 @@ async fn a_retried_run_finds_the_running_operation(backend: Backend) {
         .update_operation(second, &ended("Completed", 3, 0))
         .await
         .expect("finish");
-    assert_eq!(running(&store).await, None);
+    assert_eq!(
+        earlier(&store, task_run("default", "run-1"), None)
+            .await
+            .map(|(id, status, _)| (id, status)),
+        Some((second, "Completed".into())),
+        "the newest attempt, whatever its status"
+    );
 
     store
         .abandon_operation(second, None)
@@ -234,7 +240,7 @@ async fn a_retried_run_finds_the_running_operation(backend: Backend) {
             .contains(&format!("operation {second} took over"))
     );
 }
-live!(a_retried_run_finds_the_running_operation);
+live!(a_retried_run_finds_the_earlier_attempt_of_its_task_run);
 
 async fn history_filters_combine(backend: Backend) {
     let db = TestDb::new(backend);

@@ -1,0 +1,462 @@
+//! Many items in one run, any mix of kinds, in dependency order.
+//!
+//! An item starts as soon as every item it depends on has completed, never before; one that
+//! depends on an item that did not complete is skipped (not failed), and its entry says which
+//! upstream item and why. Among the items ready to start, the longest expected goes first (from
+//! its recent runs; no history first of all), so the night is not ended by a long refresh started
+//! last; at most `maxParallel` run at once, and at most `maxParallelPerCapacity` on one capacity,
+//! so no capacity is overloaded while another idles. One token and one pace serve every item: a
+//! 429 slows all of them down (see `http`). Each item runs with the full single-item behaviour
+//! (the runner) and is recorded as its own operation.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::Serialize;
+
+use super::runner::{self, Options};
+use super::{ItemInfo, Kind, Refreshable, Run};
+use crate::error::{Error, ExitCode};
+use crate::ops::outputs::{Outputs, Status};
+use crate::ops::{Context, Recorder};
+
+/// How long a planning read of an item's runs stays fresh enough to decide single flight on.
+const FRESH: Duration = Duration::from_secs(30);
+
+/// One item of a fleet or a cascade, as the outputs and the file report it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetResult {
+    /// The key other targets name in `dependsOn`.
+    pub key: String,
+    /// `SemanticModel`, `Dataflow` (Gen1) or `DataflowGen2`, once resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_kind: Option<&'static str>,
+    /// The item's workspace, as given or resolved.
+    pub workspace_id: String,
+    /// Its workspace's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_name: Option<String>,
+    /// The semantic model, as given or resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_id: Option<String>,
+    /// Its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
+    /// The dataflow, as given or resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataflow_id: Option<String>,
+    /// Its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataflow_name: Option<String>,
+    /// The keys of the items it waited for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Normalized status (`Skipped` when an upstream item did not complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// The run's id (refresh, transaction or job instance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// True when it followed a refresh it did not trigger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached: Option<bool>,
+    /// The refresh's duration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// The run's exit code for this item.
+    pub exit_code: i32,
+    /// Error code (`UpstreamNotCompleted` for a skipped item).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Error message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Its row in the operation log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<i64>,
+}
+
+impl TargetResult {
+    /// An entry for an item known only as given.
+    fn given(key: &str, workspace: &str, kind: Option<Kind>, name: &str) -> TargetResult {
+        let (dataset, dataflow) = match kind {
+            Some(Kind::Model) => (Some(name.to_string()), None),
+            _ => (None, Some(name.to_string())),
+        };
+        TargetResult {
+            key: key.to_string(),
+            item_kind: None,
+            workspace_id: workspace.to_string(),
+            workspace_name: None,
+            dataset_id: dataset,
+            dataset_name: None,
+            dataflow_id: dataflow,
+            dataflow_name: None,
+            depends_on: Vec::new(),
+            status: None,
+            request_id: None,
+            attached: None,
+            duration_seconds: None,
+            exit_code: 0,
+            error_code: None,
+            error_message: None,
+            operation_id: None,
+        }
+    }
+
+    /// Whether the item completed (what its dependents wait for).
+    fn completed(&self) -> bool {
+        self.status == Some(Status::Completed)
+    }
+}
+
+/// What is known of an item before the run: as given, and resolved (or why not).
+pub(crate) struct Node<'a> {
+    /// The key `dependsOn` uses.
+    pub key: String,
+    /// Workspace as given (for an item that does not resolve).
+    pub workspace: String,
+    /// Item as given, and its kind when the task says it.
+    pub given: (Option<Kind>, String),
+    /// The resolved item, or why it could not be resolved.
+    pub item: Result<Box<dyn Refreshable + 'a>, Error>,
+    /// How to run it.
+    pub opts: Options,
+    /// Indexes of the nodes it depends on.
+    pub depends_on: Vec<usize>,
+}
+
+/// Bounds of a fleet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// At most this many at once.
+    pub max_parallel: usize,
+    /// At most this many at once on one capacity.
+    pub max_per_capacity: Option<usize>,
+}
+
+/// A node's place in the run.
+enum State {
+    Waiting,
+    Running,
+    Done(Box<TargetResult>),
+}
+
+/// Runs every node, each as its own recorded operation, and returns one entry per node in the
+/// order given.
+pub(crate) async fn run(
+    ctx: &Context<'_>,
+    profile: &str,
+    nodes: Vec<Node<'_>>,
+    limits: Limits,
+) -> Vec<TargetResult> {
+    let keys: Vec<String> = nodes.iter().map(|n| n.key.clone()).collect();
+    let depends: Vec<Vec<usize>> = nodes.iter().map(|n| n.depends_on.clone()).collect();
+    let mut states: Vec<State> = Vec::with_capacity(nodes.len());
+    let mut planned = Vec::new();
+    // Plan: read each resolved item's recent runs once, for its expected duration (and, if it
+    // starts at once, for its single-flight check and its wait).
+    for (i, node) in nodes.into_iter().enumerate() {
+        match node.item {
+            Err(e) => {
+                let mut r =
+                    TargetResult::given(&node.key, &node.workspace, node.given.0, &node.given.1);
+                tracing::error!("{}: {e}", node.key);
+                r.exit_code = e.exit_code().code();
+                r.error_code = Some(e.code());
+                r.error_message = Some(crate::redact::scrub(&e.to_string()));
+                states.push(State::Done(Box::new(r)));
+            }
+            Ok(item) => {
+                let history = item.runs().await;
+                let expected = history
+                    .as_ref()
+                    .ok()
+                    .and_then(|h| runner::expectation(h))
+                    .map_or(f64::INFINITY, |e| e.median.as_secs_f64());
+                states.push(State::Waiting);
+                planned.push(Planned {
+                    index: i,
+                    item,
+                    opts: node.opts,
+                    expected,
+                    history: history.ok(),
+                    read_at: tokio::time::Instant::now(),
+                });
+            }
+        }
+    }
+    planned.sort_by(|a, b| b.expected.total_cmp(&a.expected));
+    tracing::info!(
+        "refreshing {} item(s), {} at a time{}",
+        planned.len(),
+        limits.max_parallel,
+        limits
+            .max_per_capacity
+            .map(|n| format!(", {n} per capacity"))
+            .unwrap_or_default()
+    );
+    let child = Context {
+        reporter: ctx.reporter.quiet(),
+        ..*ctx
+    };
+    let mut busy: HashMap<String, usize> = HashMap::new();
+    let mut running = FuturesUnordered::new();
+    loop {
+        skip_blocked(&mut states, &depends, &keys, &planned);
+        planned.retain(|p| matches!(states[p.index], State::Waiting));
+        while running.len() < limits.max_parallel {
+            let ready = |p: &Planned<'_>| {
+                depends[p.index]
+                    .iter()
+                    .all(|d| matches!(&states[*d], State::Done(r) if r.completed()))
+                    && limits.max_per_capacity.is_none_or(|max| {
+                        busy.get(&p.item.info().capacity).copied().unwrap_or(0) < max
+                    })
+            };
+            let Some(next) = planned.iter().position(ready) else {
+                break;
+            };
+            let p = planned.remove(next);
+            states[p.index] = State::Running;
+            let capacity = p.item.info().capacity.clone();
+            *busy.entry(capacity.clone()).or_default() += 1;
+            let key = keys[p.index].clone();
+            let deps: Vec<String> = depends[p.index].iter().map(|d| keys[*d].clone()).collect();
+            let child = &child;
+            running.push(async move {
+                let history = p.history.filter(|_| p.read_at.elapsed() < FRESH);
+                let mut r = run_one(child, profile, p.item.as_ref(), &p.opts, history, key).await;
+                r.depends_on = deps;
+                (p.index, capacity, r)
+            });
+        }
+        let Some((index, capacity, result)) = running.next().await else {
+            break;
+        };
+        if let Some(n) = busy.get_mut(&capacity) {
+            *n -= 1;
+        }
+        states[index] = State::Done(Box::new(result));
+    }
+    states
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| match s {
+            State::Done(r) => *r,
+            // Unreachable with a validated (acyclic) graph; reported rather than lost.
+            State::Waiting | State::Running => {
+                let mut r = TargetResult::given(&keys[i], "", None, &keys[i]);
+                r.exit_code = ExitCode::Unsuccessful.code();
+                r.error_code = Some("NotStarted".into());
+                r.error_message = Some("its dependencies never completed".into());
+                r
+            }
+        })
+        .collect()
+}
+
+/// A resolved item waiting for its dependencies and a slot.
+struct Planned<'a> {
+    index: usize,
+    item: Box<dyn Refreshable + 'a>,
+    opts: Options,
+    expected: f64,
+    history: Option<Vec<Run>>,
+    read_at: tokio::time::Instant,
+}
+
+/// Marks as skipped every waiting node with an upstream item that ended without completing.
+fn skip_blocked(
+    states: &mut [State],
+    depends: &[Vec<usize>],
+    keys: &[String],
+    planned: &[Planned<'_>],
+) {
+    loop {
+        let mut changed = false;
+        for i in 0..states.len() {
+            if !matches!(states[i], State::Waiting) {
+                continue;
+            }
+            let blocker = depends[i].iter().find_map(|d| match &states[*d] {
+                State::Done(r) if !r.completed() => Some((keys[*d].clone(), r.status)),
+                _ => None,
+            });
+            let Some((upstream, status)) = blocker else {
+                continue;
+            };
+            let info = planned
+                .iter()
+                .find(|p| p.index == i)
+                .map(|p| p.item.info().clone());
+            let r = match &info {
+                Some(info) => of_item(&keys[i], info),
+                None => TargetResult::given(&keys[i], "", None, &keys[i]),
+            };
+            let ended = status.map_or_else(|| "with an error".to_string(), |s| format!("{s:?}"));
+            let mut r = skip(r, &upstream, &ended);
+            r.depends_on = depends[i].iter().map(|d| keys[*d].clone()).collect();
+            states[i] = State::Done(Box::new(r));
+            changed = true;
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// `node`, not refreshed because `upstream` ended `ended`.
+pub(crate) fn skipped(node: &Node<'_>, upstream: &str, ended: &str) -> TargetResult {
+    let r = match &node.item {
+        Ok(item) => of_item(&node.key, item.info()),
+        Err(_) => TargetResult::given(&node.key, &node.workspace, node.given.0, &node.given.1),
+    };
+    skip(r, upstream, ended)
+}
+
+/// Marks an entry as skipped because `upstream` ended `ended` (not a failure of its own).
+fn skip(mut r: TargetResult, upstream: &str, ended: &str) -> TargetResult {
+    r.status = Some(Status::Skipped);
+    r.error_code = Some("UpstreamNotCompleted".into());
+    r.error_message = Some(format!("not refreshed: upstream {upstream} ended {ended}"));
+    tracing::warn!(
+        "{}: {}",
+        r.key,
+        r.error_message.as_deref().unwrap_or_default()
+    );
+    r
+}
+
+/// An entry for a resolved item.
+fn of_item(key: &str, info: &ItemInfo) -> TargetResult {
+    let mut r = TargetResult::given(key, &info.workspace_id, Some(info.kind), &info.id);
+    r.item_kind = Some(info.kind.as_str());
+    r.workspace_name = Some(info.workspace_name.clone());
+    match info.kind {
+        Kind::Model => r.dataset_name = Some(info.name.clone()),
+        Kind::Gen1 | Kind::Gen2 => r.dataflow_name = Some(info.name.clone()),
+    }
+    r
+}
+
+/// One item, as its own recorded operation.
+pub(crate) async fn run_one(
+    ctx: &Context<'_>,
+    profile: &str,
+    item: &dyn Refreshable,
+    opts: &Options,
+    history: Option<Vec<Run>>,
+    key: String,
+) -> TargetResult {
+    let info = item.info();
+    let mut out = Outputs {
+        operation: Some(info.kind.operation()),
+        profile: Some(profile.to_string()),
+        ..Default::default()
+    };
+    let mut result = of_item(&key, info);
+    let recorder = match Recorder::begin(
+        ctx.store,
+        info.kind.operation(),
+        Some(profile),
+        None,
+        ctx.settings,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            result.exit_code = e.exit_code().code();
+            result.error_code = Some(e.code());
+            result.error_message = Some(crate::redact::scrub(&e.to_string()));
+            return result;
+        }
+    };
+    out.operation_id = recorder.id();
+    let child = Context {
+        recorder: &recorder,
+        ..*ctx
+    };
+    let (code, error) =
+        match runner::refresh_with(&child, profile, item, opts, history, &mut out).await {
+            Ok(outcome) => {
+                outcome.render(&mut out);
+                (outcome.exit, None)
+            }
+            Err(e) => {
+                tracing::error!("{key}: {e}");
+                (e.exit_code(), Some(e))
+            }
+        };
+    if let Err(e) = recorder.finish(&out, code, error.as_ref()).await {
+        tracing::error!("{key}: {e}");
+    }
+    result.status = out.status;
+    result.request_id = out.request_id.clone();
+    result.attached = out.attached;
+    result.duration_seconds = out.duration_seconds;
+    result.exit_code = code.code();
+    result.error_code = out
+        .error_code
+        .clone()
+        .or_else(|| error.as_ref().map(Error::code));
+    result.error_message = out
+        .error_message
+        .clone()
+        .or_else(|| error.as_ref().map(|e| crate::redact::scrub(&e.to_string())));
+    result.operation_id = out.operation_id;
+    result
+}
+
+/// The summary every fleet and cascade gives: counts, statuses, the file, the entries.
+pub(crate) fn summarize(
+    results: Vec<TargetResult>,
+    file: &std::path::Path,
+    out: &mut Outputs,
+) -> ExitCode {
+    let failed = results.iter().filter(|r| r.exit_code != 0).count();
+    let mut by_status = std::collections::BTreeMap::new();
+    for r in &results {
+        let key = r
+            .status
+            .map_or_else(|| "Error".to_string(), |s| format!("{s:?}"));
+        *by_status.entry(key).or_insert(0) += 1;
+    }
+    out.file = write_summary(file, &results);
+    tracing::info!(
+        "{} item(s): {by_status:?}; details in {}",
+        results.len(),
+        file.display()
+    );
+    out.count = Some(results.len());
+    out.failed = Some(failed);
+    out.by_status = Some(by_status);
+    out.targets = Some(results);
+    if failed == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::Unsuccessful
+    }
+}
+
+/// Writes the per-target file. The refreshes already ran: a file that cannot be written is
+/// reported, not allowed to turn their outcome into an error; the outputs carry it all anyway.
+fn write_summary(path: &std::path::Path, results: &[TargetResult]) -> Option<String> {
+    match std::fs::write(
+        path,
+        serde_json::to_string_pretty(results).unwrap_or_default(),
+    ) {
+        Ok(()) => Some(path.display().to_string()),
+        Err(e) => {
+            tracing::error!(
+                "cannot write {}: {e}; the outputs hold every target",
+                path.display()
+            );
+            None
+        }
+    }
+}
