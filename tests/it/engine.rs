@@ -1,0 +1,445 @@
+//! The one refresh engine: mixed fleets, dependency-ordered cascades across workspaces, skipped
+//! dependents, cycles refused before any request, and exactly one trigger per item when a Kestra
+//! retry follows a killed worker — for every kind of item.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const WS_LAKE: &str = "a0000000-0000-4000-8000-0000000000a1";
+const WS_REPORTING: &str = "a0000000-0000-4000-8000-0000000000a2";
+const DF_RAW: &str = "f0000000-0000-4000-8000-0000000000a1";
+const DF_CURATED: &str = "f0000000-0000-4000-8000-0000000000a2";
+const DF_SIDE: &str = "f0000000-0000-4000-8000-0000000000a3";
+const DS_M1: &str = "d0000000-0000-4000-8000-0000000000a1";
+const DS_M2: &str = "d0000000-0000-4000-8000-0000000000a2";
+const DS_M3: &str = "d0000000-0000-4000-8000-0000000000a3";
+const ITEM_LAKE_GEN2: &str = "b0000000-0000-4000-8000-0000000000a1";
+
+/// The test scenario plus a lake: Raw (Gen1) ← Curated (Gen1, links to Raw) ← M1 (reads
+/// Curated) and M2 (reads Raw and Curated) in another workspace; `curated` sets how Curated ends.
+fn lake(curated: &str) -> Value {
+    let mut s = scenario();
+    let workspaces = s["workspaces"].as_array_mut().expect("workspaces");
+    workspaces.push(json!({
+        "id": WS_LAKE, "name": "Lake", "dedicatedCapacity": true,
+        "dataflows": [
+            {"id": DF_RAW, "name": "Raw", "refresh": {"polls": 2, "outcome": "Success"}},
+            {"id": DF_CURATED, "name": "Curated", "refresh": {"polls": 2, "outcome": curated},
+             "upstreamDataflows": [{"dataflowId": DF_RAW, "workspaceId": WS_LAKE}]},
+            {"id": DF_SIDE, "name": "Side", "refresh": {"polls": 1, "outcome": "Success"}}
+        ],
+        "items": [
+            {"id": ITEM_LAKE_GEN2, "displayName": "Lake Gen2", "type": "Dataflow", "refresh": {"polls": 1, "retryAfterSeconds": 0}}
+        ]
+    }));
+    workspaces.push(json!({
+        "id": WS_REPORTING, "name": "Reporting", "dedicatedCapacity": true,
+        "datasets": [
+            {"id": DS_M1, "name": "M1", "refresh": {"polls": 1},
+             "upstreamDataflows": [{"dataflowId": DF_CURATED, "workspaceId": WS_LAKE}]},
+            {"id": DS_M2, "name": "M2", "refresh": {"polls": 1},
+             "upstreamDataflows": [{"dataflowId": DF_RAW, "workspaceId": WS_LAKE},
+                                   {"dataflowId": DF_CURATED, "workspaceId": WS_LAKE}]},
+            {"id": DS_M3, "name": "M3", "refresh": {"polls": 1}}
+        ]
+    }));
+    s
+}
+
+fn cascade_task() -> Value {
+    json!({"operation": "dataflow.refresh", "workspace": "Lake", "dataflow": "Raw",
+           "then": "downstream", "poll": {"min": 0.01, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S"})
+}
+
+/// Index in the log of the last request whose path contains `id` on `route`.
+fn last(log: &[Value], route: &str, id: &str) -> usize {
+    log.iter()
+        .rposition(|r| r["route"] == route && r["path"].as_str().is_some_and(|p| p.contains(id)))
+        .unwrap_or_else(|| panic!("no {route} request for {id}"))
+}
+
+/// Index in the log of the first request whose path contains `id` on `route`.
+fn first(log: &[Value], route: &str, id: &str) -> usize {
+    log.iter()
+        .position(|r| r["route"] == route && r["path"].as_str().is_some_and(|p| p.contains(id)))
+        .unwrap_or_else(|| panic!("no {route} request for {id}"))
+}
+
+fn posts_for(log: &[Value], route: &str, id: &str) -> usize {
+    log.iter()
+        .filter(|r| r["route"] == route && r["path"].as_str().is_some_and(|p| p.contains(id)))
+        .count()
+}
+
+fn target<'a>(targets: &'a [Value], id: &str) -> &'a Value {
+    targets
+        .iter()
+        .find(|t| t["datasetId"] == id || t["dataflowId"] == id)
+        .unwrap_or_else(|| panic!("no target {id} in {targets:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascade_follows_lineage_across_workspaces_each_item_after_all_its_upstream_items() {
+    let emu = emulator(lake("Success")).await;
+    let run = run_task(&emu, cascade_task()).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(out.dataflow_id.as_deref(), Some(DF_RAW));
+    assert_eq!(out.status.as_deref(), Some("Completed"));
+    let targets = out.targets.expect("targets");
+    assert_eq!(targets.len(), 3, "Curated, M1 and M2: {targets:?}");
+    for id in [DF_CURATED, DS_M1, DS_M2] {
+        assert_eq!(target(&targets, id)["status"], "Completed");
+    }
+    assert_eq!(
+        target(&targets, DS_M2)["dependsOn"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let log = requests(&emu).await;
+    // Curated starts only once Raw has ended (Raw's transactions are not read after its end).
+    assert!(
+        last(&log, "dataflow.transactions", DF_RAW) < first(&log, "dataflow.refresh", DF_CURATED)
+    );
+    // M2 reads Raw and Curated: it starts only once Curated has ended; M1 likewise.
+    let curated_end = last(&log, "dataflow.transactions", DF_CURATED);
+    assert!(curated_end < first(&log, "refresh.post", DS_M2));
+    assert!(curated_end < first(&log, "refresh.post", DS_M1));
+    // Exactly one trigger per item; nothing outside the lineage.
+    for (route, id) in [
+        ("dataflow.refresh", DF_RAW),
+        ("dataflow.refresh", DF_CURATED),
+        ("refresh.post", DS_M1),
+        ("refresh.post", DS_M2),
+    ] {
+        assert_eq!(posts_for(&log, route, id), 1, "{route} {id}");
+    }
+    assert_eq!(posts_for(&log, "refresh.post", DS_M3), 0);
+    assert_eq!(posts_for(&log, "dataflow.refresh", DF_SIDE), 0);
+    let file: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(run.dir.join("cascade.json")).expect("cascade.json"))
+            .expect("json");
+    assert_eq!(file.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_skips_what_depends_on_it_and_the_summary_says_why() {
+    let emu = emulator(lake("Failed")).await;
+    let run = run_task(&emu, cascade_task()).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(
+        out.status.as_deref(),
+        Some("Completed"),
+        "Raw itself completed"
+    );
+    assert_eq!(out.failed, Some(1));
+    let targets = out.targets.expect("targets");
+    assert_eq!(target(&targets, DF_CURATED)["status"], "Failed");
+    for id in [DS_M1, DS_M2] {
+        let t = target(&targets, id);
+        assert_eq!(t["status"], "Skipped", "{t}");
+        assert_eq!(t["errorCode"], "UpstreamNotCompleted");
+        let why = t["errorMessage"].as_str().expect("message");
+        assert!(why.contains("Curated") && why.contains("Failed"), "{why}");
+    }
+    let log = requests(&emu).await;
+    assert_eq!(posts_for(&log, "refresh.post", DS_M1), 0);
+    assert_eq!(posts_for(&log, "refresh.post", DS_M2), 0);
+    assert_eq!(out.by_status.expect("byStatus").get("Skipped"), Some(&2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_root_skips_the_whole_cascade() {
+    let emu = emulator(scenario()).await;
+    let mut task = cascade_task();
+    task["workspace"] = json!("Sales");
+    task["dataflow"] = json!("Broken Flow");
+    let run = run_task(&emu, task).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.outputs().status.as_deref(), Some("Failed"));
+    assert!(requests_to(&emu, "refresh.post").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_fleet_of_gen1_gen2_and_models_runs_each_once_in_dependency_order() {
+    let emu = emulator(lake("Success")).await;
+    let task = json!({"operation": "dataset.refresh", "poll": {"min": 0.01, "max": 0.05},
+    "grace": "PT5S", "timeout": "PT60S", "maxParallel": 3,
+    "targets": [
+        {"id": "raw", "workspace": "Lake", "dataflow": "Raw", "generation": 1},
+        {"id": "side", "workspace": "Lake", "dataflow": "Side"},
+        {"id": "gen2", "workspace": "Lake", "dataflow": "Lake Gen2", "executeOption": "ApplyChangesIfNeeded"},
+        {"workspace": "Reporting", "dataset": "M1", "dependsOn": ["raw", "gen2"]},
+        {"workspace": "Reporting", "dataset": "M3", "refresh": {"type": "Full"}},
+        {"workspace": "Sales", "dataset": "Sales Model", "dependsOn": ["side"]}
+    ]});
+    let run = run_task(&emu, task).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!((out.count, out.failed), (Some(6), Some(0)));
+    let targets = out.targets.expect("targets");
+    let kinds: Vec<&str> = targets
+        .iter()
+        .filter_map(|t| t["itemKind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Dataflow",
+            "Dataflow",
+            "DataflowGen2",
+            "SemanticModel",
+            "SemanticModel",
+            "SemanticModel"
+        ]
+    );
+    assert!(
+        targets.iter().all(|t| t["status"] == "Completed"),
+        "{targets:?}"
+    );
+    let log = requests(&emu).await;
+    for (route, id) in [
+        ("dataflow.refresh", DF_RAW),
+        ("dataflow.refresh", DF_SIDE),
+        ("fabric.job.run", ITEM_LAKE_GEN2),
+        ("refresh.post", DS_M1),
+        ("refresh.post", DS_M3),
+        ("refresh.post", DS_SALES),
+    ] {
+        assert_eq!(posts_for(&log, route, id), 1, "{route} {id}");
+    }
+    let m1 = first(&log, "refresh.post", DS_M1);
+    assert!(last(&log, "dataflow.transactions", DF_RAW) < m1);
+    assert!(last(&log, "fabric.job.get", ITEM_LAKE_GEN2) < m1);
+    assert!(last(&log, "dataflow.transactions", DF_SIDE) < first(&log, "refresh.post", DS_SALES));
+    // One resolution pass: one workspace list for the whole fleet.
+    assert_eq!(log.iter().filter(|r| r["route"] == "groups").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_with_a_dependency_cycle_is_refused_before_any_request() {
+    let emu = emulator(lake("Success")).await;
+    let task = json!({"operation": "dataset.refresh", "targets": [
+        {"id": "a", "workspace": "Lake", "dataflow": "Raw", "dependsOn": ["c"]},
+        {"id": "b", "workspace": "Lake", "dataflow": "Curated", "dependsOn": ["a"]},
+        {"id": "c", "workspace": "Reporting", "dataset": "M1", "dependsOn": ["b"]}
+    ]});
+    let run = run_task(&emu, task).await;
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let text = run.log_text();
+    assert!(text.contains("cycle") && text.contains('→'), "{text}");
+    assert!(requests(&emu).await.is_empty(), "nothing was sent");
+}
+
+/// The environment of a Kestra task run with a SQLite store in `dir`.
+fn kestra_env(emu: &pbiops_emulator::Emulator, dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut env = env(emu);
+    env.retain(|(k, _)| k != "PBIOPS_ODBC");
+    env.push((
+        "PBIOPS_ODBC".into(),
+        format!(
+            "Driver={{SQLite3}};Database={}",
+            dir.join("pbiops.db").display()
+        ),
+    ));
+    env.push(("KESTRA_EXECUTION_ID".into(), "exec-kill".into()));
+    env.push(("KESTRA_TASKRUN_ID".into(), "taskrun-kill".into()));
+    env
+}
+
+/// Runs `task`, kills it (as a dead worker stops) once `started` holds of the request log, then
+/// reruns it as Kestra's retry of the same task run and lets `finish` end what is running.
+async fn kill_and_rerun(
+    emu: &pbiops_emulator::Emulator,
+    task: Value,
+    started: impl Fn(&[Value]) -> bool,
+    finish: impl AsyncFnOnce(),
+) -> Run {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = kestra_env(emu, dir.path());
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"))
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PBIOPS_TASK", task.to_string())
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("first run");
+    until_requests(emu, "the first run to follow its refresh", started).await;
+    first.kill().await.expect("kill -9");
+    let polls_before = requests(emu).await.len();
+    let rerun = {
+        let (env, task) = (env.clone(), task.clone());
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    until_requests(emu, "the rerun to look at the service", |log| {
+        log.len() > polls_before + 3
+    })
+    .await;
+    finish().await;
+    let rerun = rerun.await.expect("rerun");
+    drop(dir);
+    rerun
+}
+
+fn encoded(id: &str) -> String {
+    id.replace('@', "%40")
+        .replace('$', "%24")
+        .replace(':', "%3A")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gen1_refresh_is_reattached_by_the_retry_with_one_trigger() {
+    let emu = emulator(scenario()).await;
+    let task = json!({"operation": "dataflow.refresh", "workspace": "Sales", "dataflow": "Slow Flow",
+                      "poll": {"min": 0.01, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S"});
+    let rerun = kill_and_rerun(
+        &emu,
+        task,
+        |log| {
+            log.iter()
+                .filter(|r| r["route"] == "dataflow.transactions")
+                .count()
+                > 3
+        },
+        async || {
+            let tx = control(&emu, "GET", "transactions", None).await;
+            let id = tx
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|t| t["dataflowId"] == DF_SLOW)
+                .and_then(|t| t["id"].as_str())
+                .expect("transaction")
+                .to_string();
+            control(
+                &emu,
+                "POST",
+                &format!("transactions/{}/complete", encoded(&id)),
+                Some(json!({"outcome": "Success"})),
+            )
+            .await;
+        },
+    )
+    .await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stdout);
+    assert_eq!(rerun.outputs().attached, Some(true));
+    assert_eq!(
+        requests_to(&emu, "dataflow.refresh").await.len(),
+        1,
+        "one trigger"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gen2_refresh_is_reattached_by_the_retry_with_one_job() {
+    let emu = emulator(scenario()).await;
+    let task = json!({"operation": "dataflow.refresh", "workspace": "Sales", "dataflow": "Slow Gen2",
+                      "poll": {"min": 0.01, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S"});
+    let rerun = kill_and_rerun(
+        &emu,
+        task,
+        |log| {
+            log.iter()
+                .filter(|r| r["route"] == "fabric.job.get")
+                .count()
+                > 2
+        },
+        async || {
+            let jobs = control(&emu, "GET", "jobs", None).await;
+            let id = jobs
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|j| j["itemId"] == ITEM_GEN2_SLOW)
+                .and_then(|j| j["id"].as_str())
+                .expect("job")
+                .to_string();
+            control(
+                &emu,
+                "POST",
+                &format!("jobs/{id}/complete"),
+                Some(json!({"outcome": "Completed"})),
+            )
+            .await;
+        },
+    )
+    .await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stdout);
+    assert_eq!(rerun.outputs().attached, Some(true));
+    assert_eq!(
+        requests_to(&emu, "fabric.job.run").await.len(),
+        1,
+        "one job"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_cascade_is_resumed_by_the_retry_with_one_trigger_per_item() {
+    let mut s = lake("Success");
+    // Curated runs until it is completed by hand, so the cascade is killed in its middle.
+    s["workspaces"][3]["dataflows"][1]["refresh"] = json!({});
+    let emu = emulator(s).await;
+    let rerun = kill_and_rerun(
+        &emu,
+        cascade_task(),
+        |log| {
+            log.iter()
+                .filter(|r| {
+                    r["route"] == "dataflow.transactions"
+                        && r["path"].as_str().is_some_and(|p| p.contains(DF_CURATED))
+                })
+                .count()
+                > 3
+        },
+        async || {
+            let tx = control(&emu, "GET", "transactions", None).await;
+            let id = tx
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|t| t["dataflowId"] == DF_CURATED)
+                .and_then(|t| t["id"].as_str())
+                .expect("transaction")
+                .to_string();
+            control(
+                &emu,
+                "POST",
+                &format!("transactions/{}/complete", encoded(&id)),
+                Some(json!({"outcome": "Success"})),
+            )
+            .await;
+        },
+    )
+    .await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stdout);
+    let log = requests(&emu).await;
+    for (route, id) in [
+        ("dataflow.refresh", DF_RAW),
+        ("dataflow.refresh", DF_CURATED),
+        ("refresh.post", DS_M1),
+        ("refresh.post", DS_M2),
+    ] {
+        assert_eq!(
+            posts_for(&log, route, id),
+            1,
+            "{route} {id}: exactly one trigger"
+        );
+    }
+    let out = rerun.outputs();
+    assert_eq!(
+        out.attached,
+        Some(true),
+        "Raw's outcome comes from the first attempt"
+    );
+    let targets = out.targets.expect("targets");
+    assert_eq!(target(&targets, DF_CURATED)["attached"], true);
+}
