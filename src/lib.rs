@@ -3,32 +3,37 @@
 //! One run performs one operation, read from the task contract, and prints Kestra's
 //! `::{...}::` lines. The modules follow the domain, not layers:
 //!
-//! - [`task`]: the task contract (CLI, task file, stdin, `PBIOPS_TASK`) and its validation;
-//! - [`settings`]: the environment (`PBIOPS_*`), the only place it is read;
-//! - [`http`]: the one HTTP client, with bounded retries and `Retry-After`;
-//! - [`auth`]: Entra ID tokens, one per (profile, resource), renewed before expiry;
-//! - [`powerbi`]: the Power BI REST client;
-//! - [`resolve`]: names or ids → workspaces and models, with close matches;
+//! - `task`: the task contract (CLI, task file, stdin, `PBIOPS_TASK`) and its validation;
+//! - `settings`: the environment (`PBIOPS_*`), the only place it is read;
+//! - `http`: the one HTTP client, with bounded retries and `Retry-After`;
+//! - `auth`: Entra ID tokens, one per (profile, resource), renewed before expiry;
+//! - `powerbi`, `fabric`, `flow_trigger`: the Power BI, Fabric and Power Automate clients;
+//! - `resolve`: names or ids → workspaces and models, with close matches;
+//! - `refresh`: the one refresh engine for every kind of item, fleets and cascades;
 //! - [`wait`]: the polling policy;
-//! - [`ops`]: one module per operation;
-//! - [`kestra`]: outputs, metrics and logs in Kestra's stdout protocol;
+//! - `ops`: one module per operation;
+//! - [`store`]: the token store and the operation log over ODBC;
+//! - `kestra`: outputs, metrics and logs in Kestra's stdout protocol;
 //! - [`error`]: the error type, its exit codes and hints;
 //! - [`redact`]: keeping secrets out of everything printed.
+//!
+//! Only what the binary, the store tests and the benchmarks use is public; the rest is private
+//! to the crate, so the compiler sees dead code.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod error;
-pub mod fabric;
-pub mod flow_trigger;
-pub mod http;
-pub mod kestra;
-pub mod ops;
-pub mod powerbi;
+pub(crate) mod fabric;
+pub(crate) mod flow_trigger;
+pub(crate) mod http;
+pub(crate) mod kestra;
+pub(crate) mod ops;
+pub(crate) mod powerbi;
 pub mod redact;
-pub mod refresh;
-pub mod resolve;
-pub mod settings;
+pub(crate) mod refresh;
+pub(crate) mod resolve;
+pub(crate) mod settings;
 pub mod store;
-pub mod task;
+pub(crate) mod task;
 pub mod wait;
 
 use std::ffi::OsString;

@@ -52,7 +52,6 @@ pub async fn open_store(settings: &crate::settings::StoreSettings) -> Result<Opt
 pub struct Recorder<'a> {
     store: Option<&'a Store>,
     id: Option<i64>,
-    operation: &'static str,
 }
 
 impl<'a> Recorder<'a> {
@@ -75,11 +74,7 @@ impl<'a> Recorder<'a> {
         settings: &Settings,
     ) -> Result<Recorder<'a>, Error> {
         let Some(s) = store else {
-            return Ok(Recorder {
-                store,
-                id: None,
-                operation,
-            });
+            return Ok(Recorder { store, id: None });
         };
         let id = s
             .start_operation(&NewOperation {
@@ -102,23 +97,12 @@ impl<'a> Recorder<'a> {
         Ok(Recorder {
             store,
             id: Some(id),
-            operation,
         })
-    }
-
-    /// The operation recorded (a rerun reattaches to a row of the same operation).
-    pub fn operation(&self) -> &'static str {
-        self.operation
     }
 
     /// The row's id.
     pub fn id(&self) -> Option<i64> {
         self.id
-    }
-
-    /// The store, when there is one.
-    pub fn store(&self) -> Option<&'a Store> {
-        self.store
     }
 
     /// Records the resolved item and the request id; a failure here is only a warning (the

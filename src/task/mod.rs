@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use source::{Source, load, load_with_json};
+pub use source::load_with_json;
 pub use validate::validate;
 
 /// The names of the operations this build performs.

@@ -56,11 +56,6 @@ pub fn pick(
     })
 }
 
-/// Reads and validates the task from `source`.
-pub fn load(source: Source) -> Result<Task, Error> {
-    load_with_json(source).map(|(task, _)| task)
-}
-
 /// Reads and validates the task, also returning it as compact JSON for the operation log
 /// (a task never holds a secret: [`raw`] refuses them).
 pub fn load_with_json(source: Source) -> Result<(Task, String), Error> {
