@@ -8,8 +8,8 @@ use super::Context;
 use super::outputs::{Outputs, Status};
 use crate::error::{Error, ExitCode};
 use crate::flow_trigger::{self, Fired};
-use crate::refresh::items::Catalog;
-use crate::refresh::runner::{self, Options};
+use crate::refresh::items::{self, Catalog};
+use crate::refresh::runner::{self, Earlier, Options};
 use crate::settings::Profile;
 use crate::task::{DataflowOptions, DataflowTarget, FlowTriggerTask, IfRunning};
 
@@ -39,6 +39,8 @@ pub(super) async fn run(
             };
             let item = catalog.dataflow(&group, &target, &options).await?;
             item.info().render(out);
+            // The row names the dataflow before the flow is called, so a retry finds it.
+            ctx.recorder.progress(out).await;
             // Only a transaction newer than every one that exists now can be the flow's.
             let history = item.runs().await?;
             let newest = history.iter().filter_map(|r| r.start).max();
@@ -48,6 +50,39 @@ pub(super) async fn run(
         }
         None => None,
     };
+    let opts = Options {
+        wait: task.wait,
+        if_running: IfRunning::Attach,
+        on_timeout: task.on_timeout,
+    };
+    // A Kestra retry of a monitored call never calls the flow again: it follows (or reports)
+    // the refresh the earlier attempt's call started.
+    if let Some((item, _, history)) = &monitored {
+        let earlier = items::earlier_attempt(ctx, &profile.name, item.as_ref(), &opts).await?;
+        let outcome = match earlier {
+            None => None,
+            Some(Earlier::Adopt(outcome)) => Some(outcome),
+            Some(Earlier::Follow(run)) => {
+                Some(runner::follow_earlier(ctx, item.as_ref(), &opts, run, out).await?)
+            }
+            Some(Earlier::Unnamed { started_at }) => {
+                tracing::info!(
+                    "an earlier attempt of this task run called the flow at {started_at}; following the refresh it started instead of calling it again"
+                );
+                let since = started_at - SignedDuration::from_secs(60);
+                let before: Vec<_> = history
+                    .iter()
+                    .filter(|r| r.start.is_some_and(|s| s < since))
+                    .cloned()
+                    .collect();
+                Some(runner::follow_new(ctx, item.as_ref(), &opts, before, since, out).await?)
+            }
+        };
+        if let Some(outcome) = outcome {
+            outcome.render(out);
+            return Ok(outcome.exit);
+        }
+    }
     match flow_trigger::fire(ctx.http, &task.flow, &url, &variable, &task.body).await? {
         Fired::Accepted { run_id, status } => {
             tracing::info!("flow {} accepted the call (HTTP {status})", task.flow);
@@ -69,11 +104,6 @@ pub(super) async fn run(
     let Some((item, since, history)) = monitored else {
         out.status = Some(Status::Triggered);
         return Ok(ExitCode::Success);
-    };
-    let opts = Options {
-        wait: task.wait,
-        if_running: IfRunning::Attach,
-        on_timeout: task.on_timeout,
     };
     let outcome = runner::follow_new(ctx, item.as_ref(), &opts, history, since, out).await?;
     outcome.render(out);

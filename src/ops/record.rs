@@ -52,6 +52,7 @@ pub async fn open_store(settings: &crate::settings::StoreSettings) -> Result<Opt
 pub struct Recorder<'a> {
     store: Option<&'a Store>,
     id: Option<i64>,
+    operation: &'static str,
 }
 
 impl<'a> Recorder<'a> {
@@ -74,7 +75,11 @@ impl<'a> Recorder<'a> {
         settings: &Settings,
     ) -> Result<Recorder<'a>, Error> {
         let Some(s) = store else {
-            return Ok(Recorder { store, id: None });
+            return Ok(Recorder {
+                store,
+                id: None,
+                operation,
+            });
         };
         let id = s
             .start_operation(&NewOperation {
@@ -97,7 +102,13 @@ impl<'a> Recorder<'a> {
         Ok(Recorder {
             store,
             id: Some(id),
+            operation,
         })
+    }
+
+    /// The operation recorded: a retry looks for the earlier attempt's row of the same one.
+    pub fn operation(&self) -> &'static str {
+        self.operation
     }
 
     /// The row's id.

@@ -175,7 +175,7 @@ pub(crate) async fn run(
                 let expected = history
                     .as_ref()
                     .ok()
-                    .and_then(|h| runner::expectation(h))
+                    .and_then(|h| super::follow::expectation(h))
                     .map_or(f64::INFINITY, |e| e.median.as_secs_f64());
                 states.push(State::Waiting);
                 planned.push(Planned {

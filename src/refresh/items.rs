@@ -278,7 +278,7 @@ pub(crate) async fn earlier_attempt(
     };
     let info = item.info();
     let task_run = TaskRun {
-        operation: info.kind.operation(),
+        operation: ctx.recorder.operation(),
         profile,
         execution_id,
         taskrun_id,
@@ -306,7 +306,12 @@ pub(crate) async fn earlier_attempt(
         })));
     }
     let Some(request_id) = row.request_id.clone() else {
-        return Ok(None);
+        // It stopped before the service named its run: what it started, if anything, is a run
+        // that began after it did.
+        store.abandon_operation(row.id, ctx.recorder.id()).await?;
+        return Ok(Some(Earlier::Unnamed {
+            started_at: row.started_at,
+        }));
     };
     let window = jiff::SignedDuration::try_from(opts.wait.timeout).unwrap_or_default();
     if row.started_at < jiff::Timestamp::now() - window {

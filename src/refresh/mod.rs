@@ -14,6 +14,7 @@
 //! - [`model`], [`gen1`], [`gen2`]: the kinds.
 
 pub(crate) mod fleet;
+pub(crate) mod follow;
 mod gen1;
 mod gen2;
 pub(crate) mod items;

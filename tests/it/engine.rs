@@ -443,3 +443,117 @@ async fn a_killed_cascade_is_resumed_by_the_retry_with_one_trigger_per_item() {
     let targets = out.targets.expect("targets");
     assert_eq!(target(&targets, DF_CURATED)["attached"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_report_refresh_is_reattached_by_the_retry_with_one_trigger() {
+    // The report's model never ends on its own, and the history never shows its refresh:
+    // only the operation log knows it is running.
+    let mut s = scenario();
+    s["workspaces"][0]["reports"][0]["datasetId"] = json!(DS_SLOW);
+    let emu = emulator(s).await;
+    control(
+        &emu,
+        "PUT",
+        &format!("datasets/{DS_SLOW}/refresh"),
+        Some(json!({"historyDelayPolls": 100000})),
+    )
+    .await;
+    let task = json!({"operation": "report.refresh", "workspace": "Sales", "report": "Sales Overview",
+                      "refresh": {"type": "Full"},
+                      "poll": {"min": 0.01, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S"});
+    let rerun = kill_and_rerun(
+        &emu,
+        task,
+        |log| log.iter().any(|r| r["route"] == "refresh.get"),
+        async || {
+            let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
+                .as_str()
+                .expect("id")
+                .to_string();
+            control(
+                &emu,
+                "POST",
+                &format!("refreshes/{id}/complete"),
+                Some(json!({"outcome": "Completed"})),
+            )
+            .await;
+        },
+    )
+    .await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stdout);
+    assert_eq!(rerun.outputs().attached, Some(true));
+    assert_eq!(
+        requests_to(&emu, "refresh.post").await.len(),
+        1,
+        "one trigger"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_monitored_flow_trigger_never_calls_the_flow_again() {
+    let mut s = scenario();
+    let slow_flow = "0a000000000000000000000000000009";
+    s["flows"]
+        .as_array_mut()
+        .expect("flows")
+        .push(json!({"workflowId": slow_flow, "sig": SIG,
+                     "action": {"dataflow": {"workspaceId": WS_SALES, "dataflowId": DF_SLOW}}}));
+    let emu = emulator(s).await;
+    let task = json!({"operation": "flow.trigger", "flow": "slow", "body": {},
+                      "monitor": {"workspace": "Sales", "dataflow": "Slow Flow"},
+                      "poll": {"min": 0.01, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S"});
+    let dir = tempfile::tempdir().expect("dir");
+    let mut env = kestra_env(&emu, dir.path());
+    env.push((
+        "PBIOPS_FLOW_SLOW_URL".into(),
+        flow_url(&emu.base_url(), slow_flow, SIG),
+    ));
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"))
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PBIOPS_TASK", task.to_string())
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("first run");
+    until_requests(&emu, "the first run to follow the flow's refresh", |log| {
+        log.iter()
+            .filter(|r| r["route"] == "dataflow.transactions")
+            .count()
+            > 3
+    })
+    .await;
+    first.kill().await.expect("kill -9");
+    let seen = requests(&emu).await.len();
+    let rerun = {
+        let (env, task) = (env.clone(), task.clone());
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    until_requests(&emu, "the rerun to poll", |log| log.len() > seen + 3).await;
+    let tx = control(&emu, "GET", "transactions", None).await;
+    let id = tx
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["dataflowId"] == DF_SLOW)
+        .and_then(|t| t["id"].as_str())
+        .expect("transaction")
+        .to_string();
+    control(
+        &emu,
+        "POST",
+        &format!("transactions/{}/complete", encoded(&id)),
+        Some(json!({"outcome": "Success"})),
+    )
+    .await;
+    let rerun = rerun.await.expect("rerun");
+    assert_eq!(rerun.code, 0, "{}", rerun.stdout);
+    assert_eq!(rerun.outputs().request_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        requests_to(&emu, "flow.trigger").await.len(),
+        1,
+        "the flow was called once"
+    );
+}
