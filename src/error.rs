@@ -27,6 +27,9 @@ pub enum ExitCode {
     Unavailable = 6,
     /// The operation store failed.
     Store = 7,
+    /// SIGTERM or SIGINT stopped the run; the refresh was left running, and a retry of the same
+    /// Kestra task run follows it.
+    Interrupted = 8,
 }
 
 impl ExitCode {

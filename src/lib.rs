@@ -32,6 +32,7 @@ pub mod redact;
 pub(crate) mod refresh;
 pub(crate) mod resolve;
 pub(crate) mod settings;
+mod signals;
 pub mod store;
 pub(crate) mod task;
 pub mod wait;
@@ -158,7 +159,10 @@ async fn execute(
         recorder: &recorder,
     };
 
-    let result = ops::run(&ctx, &task, out).await;
+    let result = tokio::select! {
+        result = ops::run(&ctx, &task, out) => result,
+        signal = signals::stopped() => Ok(signals::interrupted(signal, store.as_ref(), out).await),
+    };
     let (mut code, error) = match result {
         Ok(code) => (code, None),
         Err(e) => (report(&e, out, reporter), Some(e)),

@@ -174,6 +174,7 @@ impl<'a> Recorder<'a> {
 /// The row's fields from the outputs (and the outcome, once known).
 fn finish_of(out: &Outputs, code: Option<ExitCode>, error: Option<&Error>) -> Finish {
     let status = match (out.status, code) {
+        (_, Some(ExitCode::Interrupted)) => crate::store::INTERRUPTED.into(),
         (Some(s), _) => format!("{s:?}"),
         (None, Some(ExitCode::Success)) => "Completed".into(),
         (None, Some(_)) => "Error".into(),

@@ -7,7 +7,7 @@ use crate::error::{Error, ExitCode};
 use crate::refresh::fleet::{self, Limits, Node, TargetResult};
 use crate::refresh::items::Catalog;
 use crate::refresh::runner::{self, Options};
-use crate::refresh::{Kind, Refreshable, lineage};
+use crate::refresh::{Kind, Outcome, Refreshable, lineage};
 use crate::settings::Profile;
 use crate::task::{
     DataflowOptions, DataflowRefreshTask, DataflowTarget, FleetTask, IfRunning, ItemRefresh,
@@ -195,10 +195,37 @@ async fn single(
     opts: &Options,
     out: &mut Outputs,
 ) -> Result<ExitCode, Error> {
-    let outcome = runner::refresh(ctx, &profile.name, item, opts, out).await?;
+    let bound = opts.wait.timeout + BACKSTOP;
+    let outcome = match tokio::time::timeout(
+        bound,
+        runner::refresh(ctx, &profile.name, item, opts, out),
+    )
+    .await
+    {
+        Ok(outcome) => outcome?,
+        Err(_) => {
+            tracing::error!(
+                "the service did not answer by the deadline ({}s); the refresh of {} may still be running and is left alone",
+                bound.as_secs(),
+                item.info().describe()
+            );
+            Outcome {
+                error_code: Some("WaitTimedOut".into()),
+                error_message: Some(format!(
+                    "a call to the service was still unanswered {}s after the run began",
+                    bound.as_secs()
+                )),
+                ..Outcome::new(Status::Running, ExitCode::Timeout)
+            }
+        }
+    };
     outcome.render(out);
     Ok(outcome.exit)
 }
+
+/// How far past `timeout` a call hung in the network may carry a run before it is cut short
+/// (the waits themselves end at the deadline; this bounds what they cannot interrupt).
+const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How a refresh is run, from its task.
 pub(super) fn options(refresh: &ItemRefresh) -> Options {

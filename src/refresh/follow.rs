@@ -51,17 +51,16 @@ impl Follower<'_, '_> {
             .start
             .and_then(|s| Duration::try_from(Timestamp::now().duration_since(s)).ok())
             .unwrap_or_default();
-        let timeout = self.opts.wait.timeout;
         // The service may ask for a pause before the first read (a Gen2 job's 202 Retry-After).
         if let Some(pause) = run.retry_after {
-            tokio::time::sleep(pause.min(timeout.saturating_sub(began.elapsed()))).await;
+            tokio::time::sleep(pause.min(self.remaining())).await;
         }
         let current = RefCell::new(run);
         let item = self.item;
         let waited = wait::until_done(
             self.policy(),
             started,
-            remaining(timeout, began),
+            self.remaining(),
             self.opts.wait.grace,
             true,
             || {
@@ -111,7 +110,7 @@ impl Follower<'_, '_> {
         let waited = wait::until_done(
             self.policy(),
             Duration::ZERO,
-            self.opts.wait.timeout,
+            self.remaining(),
             self.opts.wait.grace,
             false,
             || async move {
@@ -222,7 +221,7 @@ impl Follower<'_, '_> {
     }
 
     /// Our wait timed out (exit 5); with `onTimeout: cancel`, the run is cancelled.
-    async fn timed_out(&self, run: Option<&Run>, mut outcome: Outcome) -> Outcome {
+    pub(super) async fn timed_out(&self, run: Option<&Run>, mut outcome: Outcome) -> Outcome {
         let waited = self.opts.wait.timeout.as_secs_f64();
         let id = run.map_or("", |r| r.id.as_str());
         let what = self.what();
@@ -251,13 +250,6 @@ impl Follower<'_, '_> {
         }
         outcome
     }
-}
-
-/// What is left of `timeout` since `began` (never zero: the wait still looks once).
-fn remaining(timeout: Duration, began: tokio::time::Instant) -> Duration {
-    timeout
-        .saturating_sub(began.elapsed())
-        .max(Duration::from_millis(1))
 }
 
 /// Whether `run` can be the one a trigger sent at `since` started: not listed before it, started

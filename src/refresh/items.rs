@@ -289,7 +289,8 @@ pub(crate) async fn earlier_attempt(
     else {
         return Ok(None);
     };
-    if row.ended_at.is_some() {
+    // A row a signal closed is an attempt that stopped without ending, like a dead worker's.
+    if row.ended_at.is_some() && row.status != crate::store::INTERRUPTED {
         if row.status != "Completed" {
             return Ok(None);
         }

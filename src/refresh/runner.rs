@@ -64,13 +64,7 @@ pub(crate) async fn refresh_with(
         Some(h) => h,
         None => item.runs().await?,
     };
-    let mut follower = Follower {
-        ctx,
-        item,
-        opts,
-        expectation: expectation(&history),
-        history,
-    };
+    let mut follower = Follower::new(ctx, item, opts, history);
     match super::items::earlier_attempt(ctx, profile, item, opts).await? {
         Some(Earlier::Adopt(outcome)) => return Ok(outcome),
         Some(Earlier::Follow(run)) => {
@@ -96,13 +90,7 @@ pub(crate) async fn follow_new(
     out: &mut Outputs,
 ) -> Result<Outcome, Error> {
     item.info().render(out);
-    let mut follower = Follower {
-        ctx,
-        item,
-        opts,
-        expectation: expectation(&history),
-        history,
-    };
+    let mut follower = Follower::new(ctx, item, opts, history);
     follower.follow(Target::Pending { since }, false, out).await
 }
 
@@ -116,13 +104,7 @@ pub(crate) async fn follow_earlier(
 ) -> Result<Outcome, Error> {
     item.info().render(out);
     let history = item.runs().await?;
-    let mut follower = Follower {
-        ctx,
-        item,
-        opts,
-        expectation: expectation(&history),
-        history,
-    };
+    let mut follower = Follower::new(ctx, item, opts, history);
     follower.follow(Target::Run(run), true, out).await
 }
 
@@ -155,9 +137,34 @@ pub(super) struct Follower<'a, 'c> {
     pub(super) expectation: Option<Expectation>,
     /// The runs before the trigger (newest first); none of them can be the one we start.
     pub(super) history: Vec<Run>,
+    /// When `timeout` runs out: it bounds triggering, looking for the run and waiting for it.
+    pub(super) deadline: tokio::time::Instant,
 }
 
-impl Follower<'_, '_> {
+impl<'a, 'c> Follower<'a, 'c> {
+    fn new(
+        ctx: &'a Context<'c>,
+        item: &'a dyn Refreshable,
+        opts: &'a Options,
+        history: Vec<Run>,
+    ) -> Follower<'a, 'c> {
+        Follower {
+            ctx,
+            item,
+            opts,
+            expectation: expectation(&history),
+            history,
+            deadline: tokio::time::Instant::now() + opts.wait.timeout,
+        }
+    }
+
+    /// What is left until the deadline (never zero: a wait still looks once).
+    pub(super) fn remaining(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(1))
+    }
+
     pub(super) fn what(&self) -> String {
         self.item.info().describe()
     }
@@ -208,6 +215,9 @@ impl Follower<'_, '_> {
         let mut last = ServiceError::default();
         let mut busy = false;
         for attempt in 1..=TRIGGER_ATTEMPTS {
+            if attempt > 1 && tokio::time::Instant::now() >= self.deadline {
+                break;
+            }
             match self.item.trigger().await? {
                 Triggered::Accepted(run) => {
                     tracing::info!(
@@ -250,6 +260,10 @@ impl Follower<'_, '_> {
                 }
             }
         }
+        if tokio::time::Instant::now() >= self.deadline {
+            let outcome = Outcome::new(Status::Running, ExitCode::Timeout);
+            return Ok(self.timed_out(None, outcome).await);
+        }
         let action = format!("trigger a refresh of {}", self.what());
         if busy {
             // The service kept saying "already running" while its runs showed nothing running.
@@ -277,7 +291,9 @@ impl Follower<'_, '_> {
             if let Some(run) = newest_new(&runs, &self.history, since) {
                 return Ok(Some(run.clone()));
             }
-            if began.elapsed() + step > self.opts.wait.grace {
+            let now = tokio::time::Instant::now();
+            if now.duration_since(began) + step > self.opts.wait.grace || now + step > self.deadline
+            {
                 return Ok(None);
             }
         }

@@ -35,7 +35,7 @@ use conn::{DbError, Link, Session};
 pub use crypto::TokenKey;
 pub use dialect::{Dialect, validate_table_name};
 pub use history::{HistoryFilter, OperationRow, TaskRun};
-pub use operations::{ABANDONED, Finish, NewOperation, RUNNING};
+pub use operations::{ABANDONED, Finish, INTERRUPTED, NewOperation, RUNNING};
 pub use tokens::{NewToken, StoredToken, TokenInfo};
 use values::Value;
 
@@ -50,6 +50,8 @@ struct Inner {
     dialect: Dialect,
     key: Option<TokenKey>,
     connection_string: SecretString,
+    /// Rows this process started and has not closed: what a signal marks `Interrupted`.
+    open: std::sync::Mutex<std::collections::BTreeSet<i64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -91,6 +93,7 @@ impl Store {
                 dialect,
                 key: token_key,
                 connection_string: connection_string.clone(),
+                open: std::sync::Mutex::default(),
             }),
         };
         store

@@ -19,6 +19,9 @@ use crate::error::Error;
 pub const RUNNING: &str = "Running";
 /// The status of an operation whose run stopped and whose refresh another run took over.
 pub const ABANDONED: &str = "Abandoned";
+/// The status of a row whose run was stopped by a signal while its refresh went on: a retry of
+/// the same task run follows that refresh.
+pub const INTERRUPTED: &str = "Interrupted";
 
 /// An operation that starts.
 #[derive(Debug, Clone, Default)]
@@ -140,6 +143,36 @@ impl Store {
                 .ok_or_else(|| DbError::data("the database returned no id for the new row"))
         })
         .await
+        .inspect(|id| {
+            self.open_rows(|open| open.insert(*id));
+        })
+    }
+
+    fn open_rows<T>(&self, f: impl FnOnce(&mut std::collections::BTreeSet<i64>) -> T) -> T {
+        let mut open = match self.inner.open.lock() {
+            Ok(open) => open,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut open)
+    }
+
+    /// Closes every row this process opened and has not closed as `Interrupted` (a signal
+    /// stopped the run; the refreshes go on, and a retry of the same task run follows them).
+    /// Returns how many rows it closed.
+    pub async fn interrupt_open_operations(&self, message: &str) -> Result<usize, Error> {
+        let ids: Vec<i64> = self.open_rows(|open| std::mem::take(open).into_iter().collect());
+        for id in &ids {
+            let finish = Finish {
+                status: INTERRUPTED.into(),
+                ended_at: Some(now()),
+                exit_code: Some(8),
+                error_code: Some(INTERRUPTED.into()),
+                error_message: Some(message.to_string()),
+                ..Finish::default()
+            };
+            self.update_operation(*id, &finish).await?;
+        }
+        Ok(ids.len())
     }
 
     /// Records the request id of a running operation, and whether the run attached to it.
@@ -207,7 +240,14 @@ impl Store {
         let mut params: Vec<Value> = values.into_iter().map(|(_, v)| v).collect();
         params.push(Value::Int(Some(id)));
         let action = format!("record the state of operation {id}");
-        self.call(&action, move |s| s.execute(&sql, &params)).await
+        let ended = f.ended_at.is_some();
+        self.call(&action, move |s| s.execute(&sql, &params))
+            .await
+            .inspect(|()| {
+                if ended {
+                    self.open_rows(|open| open.remove(&id));
+                }
+            })
     }
 
     /// Closes a `Running` row whose run stopped (its worker died) as `Abandoned`, pointing at

@@ -10,6 +10,7 @@ mod contract;
 mod dataflows;
 mod engine;
 mod fleet;
+mod interrupt;
 mod refresh;
 mod single_flight;
 mod status;
