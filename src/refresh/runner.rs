@@ -17,6 +17,7 @@ use super::{Outcome, Refreshable, Run, Triggered};
 use crate::error::{Error, ExitCode, ServiceError};
 use crate::ops::Context;
 use crate::ops::outputs::{Outputs, Status};
+use crate::store::Claim;
 use crate::task::{IfRunning, OnTimeout, WaitOptions};
 use crate::wait::Expectation;
 
@@ -76,7 +77,23 @@ pub(crate) async fn refresh_with(
     if let Some(running) = follower.history.iter().find(|r| r.running()).cloned() {
         return follower.on_running(running, out).await;
     }
-    follower.trigger(out).await
+    // Single flight across processes: one run at a time may trigger the item.
+    let Some((store, holder)) = ctx.store.zip(ctx.recorder.id()) else {
+        return follower.trigger(out).await;
+    };
+    let info = item.info();
+    let key = format!("{}:{}", info.kind.as_str(), info.id.to_ascii_lowercase());
+    let ttl = opts.wait.timeout + opts.wait.grace + Duration::from_secs(60);
+    match store.claim_item(&key, holder, ttl).await? {
+        Claim::Held { holder, since } => follower.on_claimed(holder, since, out).await,
+        Claim::Ours => {
+            let result = follower.trigger(out).await;
+            if let Err(e) = store.release_item(&key, holder).await {
+                tracing::warn!("{e}; the claim lapses on its own");
+            }
+            result
+        }
+    }
 }
 
 /// Follows the first run of `item` that was not in `history` and started after `since`: the
@@ -205,6 +222,47 @@ impl<'a, 'c> Follower<'a, 'c> {
             IfRunning::Attach => {
                 tracing::info!(request_id = %running.id, "a refresh of {what} started at {started} is already running; attaching to it");
                 self.follow(Target::Run(running), true, out).await
+            }
+        }
+    }
+
+    /// Another process's run is triggering (or following) a refresh of the item: `ifRunning`
+    /// applies to the run it starts.
+    async fn on_claimed(
+        &mut self,
+        holder: i64,
+        since: Timestamp,
+        out: &mut Outputs,
+    ) -> Result<Outcome, Error> {
+        let what = self.what();
+        match self.opts.if_running {
+            IfRunning::Skip => {
+                tracing::info!(
+                    "operation {holder} (started {since}) is refreshing {what}; skipping (ifRunning: skip)"
+                );
+                Ok(Outcome::new(Status::Skipped, ExitCode::Success))
+            }
+            IfRunning::Fail => Err(Error::Rejected {
+                action: format!("trigger a refresh of {what}"),
+                service: ServiceError {
+                    code: Some("RefreshAlreadyRunning".into()),
+                    message: Some(format!(
+                        "operation {holder}, started at {since}, is refreshing it"
+                    )),
+                    ..Default::default()
+                },
+                help: Some(
+                    "use ifRunning: attach to wait for it, or skip to leave it alone".into(),
+                ),
+            }),
+            IfRunning::Attach => {
+                tracing::info!(
+                    "operation {holder} (started {since}) is refreshing {what}; attaching to the refresh it starts"
+                );
+                let target = Target::Pending {
+                    since: since - SKEW,
+                };
+                self.follow(target, true, out).await
             }
         }
     }

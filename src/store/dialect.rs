@@ -192,6 +192,15 @@ impl Dialect {
     }
 
     /// `UPDATE table SET a = ?, … WHERE …`: the `SET` values first, then the conditions'.
+    pub(crate) fn delete(self, table: &str, conds: &[Cond<'_>]) -> String {
+        let clauses: Vec<String> = conds.iter().map(|c| self.condition(*c)).collect();
+        format!(
+            "DELETE FROM {} WHERE {}",
+            self.quote(table),
+            clauses.join(" AND ")
+        )
+    }
+
     pub(crate) fn update(self, table: &str, set: &[&str], conds: &[Cond<'_>]) -> String {
         let set: Vec<String> = set
             .iter()

@@ -12,6 +12,7 @@
 //! - `ddl`: the schema statements; `migrate`: bringing the schema up to date;
 //! - `tokens`, `operations` and `history`: the API.
 
+mod claims;
 mod conn;
 pub mod crypto;
 mod ddl;
@@ -31,6 +32,7 @@ use jiff::Timestamp;
 use secrecy::SecretString;
 
 use crate::error::Error;
+pub use claims::Claim;
 use conn::{DbError, Link, Session};
 pub use crypto::TokenKey;
 pub use dialect::{Dialect, validate_table_name};

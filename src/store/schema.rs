@@ -133,6 +133,20 @@ pub const OPERATIONS: Table = Table {
     ],
 };
 
+/// One row per item a run is about to trigger: the arbiter of single flight across processes
+/// (a primary-key insert succeeds for exactly one of them).
+pub const CLAIMS: Table = Table {
+    name: "pbiops_claims",
+    columns: &[
+        col("item_key", Kind::Text(200)),
+        col("holder", Kind::Text(32)),
+        col("claimed_at", Kind::Time),
+        col("expires_at", Kind::Time),
+    ],
+    primary_key: &["item_key"],
+    indexes: &[],
+};
+
 /// A numbered schema change.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -143,10 +157,16 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Add new ones at the end; never change a shipped one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    creates: &[TOKENS, OPERATIONS],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        creates: &[TOKENS, OPERATIONS],
+    },
+    Migration {
+        version: 2,
+        creates: &[CLAIMS],
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i64 {
@@ -194,7 +214,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(versions, sorted);
-        assert_eq!(latest_version(), 1);
+        assert_eq!(latest_version(), 2);
         assert_eq!(text_limit(&OPERATIONS, "error_message"), Some(2000));
     }
 }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod auth_methods;
+mod claims;
 mod contract;
 mod dataflows;
 mod engine;

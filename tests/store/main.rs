@@ -1,6 +1,7 @@
 //! Live tests of the store over ODBC: SQLite, PostgreSQL and MariaDB, each test on a fresh
 //! database of its own. SQL Server statements are unit-tested as text in `src/store`.
 
+mod claims;
 mod concurrency;
 mod legacy;
 mod operations;

@@ -1,0 +1,189 @@
+//! Single flight across processes: two runs of different Kestra executions started together on
+//! one item, sharing a store, trigger it once; the second attaches to the first's refresh. For
+//! every kind of item.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn shared_store(
+    emu: &pbiops_emulator::Emulator,
+    dir: &std::path::Path,
+    execution: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = env(emu)
+        .into_iter()
+        .filter(|(k, _)| k != "PBIOPS_ODBC")
+        .collect();
+    env.push((
+        "PBIOPS_ODBC".into(),
+        format!(
+            "Driver={{SQLite3}};Database={};",
+            dir.join("pbiops.db").display()
+        ),
+    ));
+    env.push(("KESTRA_EXECUTION_ID".into(), execution.into()));
+    env.push(("KESTRA_TASKRUN_ID".into(), format!("{execution}-task")));
+    env
+}
+
+/// Starts a first run whose trigger the emulator holds for a while (its claim taken, nothing
+/// visible in the service yet), then a second run on the same item; ends the refresh with
+/// `finish` once both follow it, and returns both runs.
+async fn race(
+    emu: &pbiops_emulator::Emulator,
+    task: Value,
+    (read_route, post_route): (&str, &str),
+    finish: impl AsyncFnOnce(),
+) -> (Run, Run) {
+    let dir = tempfile::tempdir().expect("dir");
+    // Create the store's tables first, so the two runs do not race to migrate.
+    let setup = run(
+        Input::Env(json!({"operation": "history"})),
+        &shared_store(emu, dir.path(), "setup"),
+    )
+    .await;
+    assert_eq!(setup.code, 0, "{}", setup.stdout);
+    fault(emu, json!({"route": post_route, "delayMs": 4000})).await;
+    let first = {
+        let (env, task) = (shared_store(emu, dir.path(), "exec-a"), task.clone());
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    // Once the first run has read the item's runs, it claims the item and posts the trigger,
+    // which the emulator holds: the second run finds nothing running in the service.
+    until_requests(emu, "the first run's read of the item's runs", |log| {
+        log.iter().any(|r| r["route"] == read_route)
+    })
+    .await;
+    let second = {
+        let (env, task) = (shared_store(emu, dir.path(), "exec-b"), task.clone());
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    // Both follow the one refresh: wait until the reads go on well after the trigger answered.
+    until_requests(emu, "the first run's trigger to be answered", |log| {
+        log.iter().any(|r| r["route"] == post_route)
+    })
+    .await;
+    let before = requests(emu).await.len();
+    until_requests(emu, "both runs to follow the refresh", |log| {
+        log.len() > before + 20
+    })
+    .await;
+    finish().await;
+    let (a, b) = (first.await.expect("first"), second.await.expect("second"));
+    (a, b)
+}
+
+fn check(a: &Run, b: &Run) {
+    assert_eq!((a.code, b.code), (0, 0), "{}\n---\n{}", a.stdout, b.stdout);
+    let (oa, ob) = (a.outputs(), b.outputs());
+    assert_eq!(oa.request_id, ob.request_id, "both report the one refresh");
+    assert_eq!(
+        (oa.attached, ob.attached),
+        (Some(false), Some(true)),
+        "the second attached"
+    );
+    assert!(
+        b.log_text().contains("attaching to the refresh it starts"),
+        "the second saw the first's claim before anything was visible in the service:\n{}",
+        b.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_on_one_model_trigger_it_once() {
+    let emu = emulator(scenario()).await;
+    let (a, b) = race(
+        &emu,
+        refresh_task("Sales", "Slow Model"),
+        ("refresh.history", "refresh.post"),
+        async || {
+            let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
+                .as_str()
+                .expect("id")
+                .to_string();
+            control(
+                &emu,
+                "POST",
+                &format!("refreshes/{id}/complete"),
+                Some(json!({"outcome": "Completed"})),
+            )
+            .await;
+        },
+    )
+    .await;
+    check(&a, &b);
+    assert_eq!(requests_to(&emu, "refresh.post").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_on_one_gen1_dataflow_trigger_it_once() {
+    let emu = emulator(scenario()).await;
+    let task = json!({"operation": "dataflow.refresh", "workspace": "Sales", "dataflow": "Slow Flow",
+                      "poll": {"min": 0.01, "max": 0.05}, "grace": "PT10S", "timeout": "PT60S"});
+    let (a, b) = race(
+        &emu,
+        task,
+        ("dataflow.transactions", "dataflow.refresh"),
+        async || {
+            let tx = control(&emu, "GET", "transactions", None).await;
+            let id = tx
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|t| t["dataflowId"] == DF_SLOW)
+                .and_then(|t| t["id"].as_str())
+                .expect("transaction")
+                .replace('@', "%40")
+                .replace('$', "%24")
+                .replace(':', "%3A");
+            control(
+                &emu,
+                "POST",
+                &format!("transactions/{id}/complete"),
+                Some(json!({"outcome": "Success"})),
+            )
+            .await;
+        },
+    )
+    .await;
+    check(&a, &b);
+    assert_eq!(requests_to(&emu, "dataflow.refresh").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_on_one_gen2_dataflow_start_one_job() {
+    let emu = emulator(scenario()).await;
+    let task = json!({"operation": "dataflow.refresh", "workspace": "Sales", "dataflow": "Slow Gen2",
+                      "poll": {"min": 0.01, "max": 0.05}, "grace": "PT10S", "timeout": "PT60S"});
+    let (a, b) = race(
+        &emu,
+        task,
+        ("fabric.job.list", "fabric.job.run"),
+        async || {
+            let jobs = control(&emu, "GET", "jobs", None).await;
+            let id = jobs
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|j| j["itemId"] == ITEM_GEN2_SLOW)
+                .and_then(|j| j["id"].as_str())
+                .expect("job")
+                .to_string();
+            control(
+                &emu,
+                "POST",
+                &format!("jobs/{id}/complete"),
+                Some(json!({"outcome": "Completed"})),
+            )
+            .await;
+        },
+    )
+    .await;
+    check(&a, &b);
+    assert_eq!(
+        requests_to(&emu, "fabric.job.run").await.len(),
+        1,
+        "one job, none deduped"
+    );
+}

@@ -1,0 +1,129 @@
+//! Claims, the arbiter of single flight across processes: exactly one holder, lapsing when the
+//! holder's operation ends or its time runs out.
+
+use std::time::Duration;
+
+use pbiops::store::{Claim, Finish, NewOperation, Store};
+
+use crate::live;
+use crate::support::{Backend, TestDb, at};
+
+async fn operation(store: &Store) -> i64 {
+    store
+        .start_operation(&NewOperation {
+            operation: "dataset.refresh".into(),
+            profile: Some("default".into()),
+            started_at: at(0),
+            pbiops_version: "0.1.0".into(),
+            ..NewOperation::default()
+        })
+        .await
+        .expect("start")
+}
+
+async fn one_holder_at_a_time(backend: Backend) {
+    let db = TestDb::new(backend);
+    let store = Store::open(&db.secret(), None).await.expect("open");
+    let (a, b) = (operation(&store).await, operation(&store).await);
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        store
+            .claim_item("SemanticModel:m1", a, hour)
+            .await
+            .expect("claim"),
+        Claim::Ours
+    );
+    assert_eq!(
+        store
+            .claim_item("SemanticModel:m1", a, hour)
+            .await
+            .expect("again"),
+        Claim::Ours,
+        "a holder claiming again keeps it"
+    );
+    match store
+        .claim_item("SemanticModel:m1", b, hour)
+        .await
+        .expect("claim")
+    {
+        Claim::Held { holder, .. } => assert_eq!(holder, a),
+        other => panic!("expected Held, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .claim_item("Dataflow:m1", b, hour)
+            .await
+            .expect("other item"),
+        Claim::Ours,
+        "items are claimed one by one"
+    );
+    store
+        .release_item("SemanticModel:m1", b)
+        .await
+        .expect("release by a non-holder");
+    assert!(matches!(
+        store
+            .claim_item("SemanticModel:m1", b, hour)
+            .await
+            .expect("claim"),
+        Claim::Held { .. }
+    ));
+    store
+        .release_item("SemanticModel:m1", a)
+        .await
+        .expect("release");
+    assert_eq!(
+        store
+            .claim_item("SemanticModel:m1", b, hour)
+            .await
+            .expect("claim"),
+        Claim::Ours
+    );
+}
+live!(one_holder_at_a_time);
+
+async fn a_claim_lapses_when_its_holder_ends_or_expires(backend: Backend) {
+    let db = TestDb::new(backend);
+    let store = Store::open(&db.secret(), None).await.expect("open");
+    let (a, b, c) = (
+        operation(&store).await,
+        operation(&store).await,
+        operation(&store).await,
+    );
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        store
+            .claim_item("Dataflow:d1", a, hour)
+            .await
+            .expect("claim"),
+        Claim::Ours
+    );
+    store
+        .update_operation(
+            a,
+            &Finish {
+                status: "Interrupted".into(),
+                ended_at: Some(at(1)),
+                ..Finish::default()
+            },
+        )
+        .await
+        .expect("end a");
+    assert_eq!(
+        store
+            .claim_item("Dataflow:d1", b, Duration::ZERO)
+            .await
+            .expect("claim"),
+        Claim::Ours,
+        "the holder no longer runs"
+    );
+    assert_eq!(
+        store
+            .claim_item("Dataflow:d1", c, hour)
+            .await
+            .expect("claim"),
+        Claim::Ours,
+        "b's claim expired at once"
+    );
+}
+live!(a_claim_lapses_when_its_holder_ends_or_expires);
