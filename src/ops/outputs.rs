@@ -93,6 +93,13 @@ pub struct Outputs {
     /// True when pbiops cancelled the refresh after its wait timed out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_requested: Option<bool>,
+    /// The median duration of the item's recent successful refreshes, in seconds (when it has
+    /// any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_seconds: Option<f64>,
+    /// Whether the refresh took (or, still running, has taken) longer than nine in ten of those.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overran: Option<bool>,
     /// `dataset.status`: end of the latest successful refresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_success_time: Option<String>,

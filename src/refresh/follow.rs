@@ -55,6 +55,7 @@ impl Follower<'_, '_> {
         if let Some(pause) = run.retry_after {
             tokio::time::sleep(pause.min(self.remaining())).await;
         }
+        let overrun = Overrun::new(self.expectation, &self.what(), started);
         let current = RefCell::new(run);
         let item = self.item;
         let waited = wait::until_done(
@@ -64,7 +65,7 @@ impl Follower<'_, '_> {
             self.opts.wait.grace,
             true,
             || {
-                let current = &current;
+                let (current, overrun) = (&current, &overrun);
                 async move {
                     let known = current.borrow().clone();
                     Ok(match item.status(&known).await? {
@@ -72,6 +73,9 @@ impl Follower<'_, '_> {
                         Some(run) => {
                             let after = run.retry_after;
                             let done = run.status.is_some();
+                            if !done {
+                                overrun.check();
+                            }
                             *current.borrow_mut() = run.clone();
                             match (done, after) {
                                 (true, _) => Poll::Done(run),
@@ -85,7 +89,7 @@ impl Follower<'_, '_> {
         )
         .await?;
         let last = current.into_inner();
-        Ok(match waited {
+        let mut outcome = match waited {
             Waited::Done(run) => self.ended(&run, attached, began),
             Waited::Dropped => self.dropped(base, began),
             Waited::TimedOut => {
@@ -98,7 +102,9 @@ impl Follower<'_, '_> {
                 };
                 self.timed_out(Some(&last), outcome).await
             }
-        })
+        };
+        overrun.judge(&mut outcome);
+        Ok(outcome)
     }
 
     /// Looks for the run a trigger started without naming it; `Err` carries the outcome when
@@ -249,6 +255,70 @@ impl Follower<'_, '_> {
             }
         }
         outcome
+    }
+}
+
+/// What the item's history says of this run's duration: the expected end, logged once; a
+/// warning, once, when the run passes what nine in ten recent runs took.
+struct Overrun {
+    expectation: Option<Expectation>,
+    what: String,
+    /// When the run started, on the wait's clock.
+    start: tokio::time::Instant,
+    warned: std::cell::Cell<bool>,
+}
+
+impl Overrun {
+    fn new(expectation: Option<Expectation>, what: &str, running_for: Duration) -> Overrun {
+        let now = tokio::time::Instant::now();
+        let start = now.checked_sub(running_for).unwrap_or(now);
+        if let Some(e) = expectation {
+            let end = Timestamp::now()
+                + jiff::SignedDuration::try_from(e.median.saturating_sub(running_for))
+                    .unwrap_or_default();
+            tracing::info!(
+                "the refresh of {what} usually takes {:.0}s (9 in 10 within {:.0}s): expected to end around {}",
+                e.median.as_secs_f64(),
+                e.p90.as_secs_f64(),
+                end.round(jiff::Unit::Second).unwrap_or(end)
+            );
+        }
+        Overrun {
+            expectation,
+            what: what.to_string(),
+            start,
+            warned: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Warns once when the run has been going longer than its p90.
+    fn check(&self) {
+        let Some(e) = self.expectation else {
+            return;
+        };
+        let running = self.start.elapsed();
+        if running > e.p90 && !self.warned.replace(true) {
+            tracing::warn!(
+                "the refresh of {} has been running {:.0}s, {:.1}× its median of {:.0}s and past the {:.0}s within which 9 in 10 recent runs ended",
+                self.what,
+                running.as_secs_f64(),
+                running.as_secs_f64() / e.median.as_secs_f64().max(0.001),
+                e.median.as_secs_f64(),
+                e.p90.as_secs_f64()
+            );
+        }
+    }
+
+    /// `expectedSeconds` and `overran` on the outcome.
+    fn judge(&self, outcome: &mut Outcome) {
+        let Some(e) = self.expectation else {
+            return;
+        };
+        let took = outcome
+            .duration_seconds()
+            .unwrap_or_else(|| self.start.elapsed().as_secs_f64());
+        outcome.expected_seconds = Some(secs(e.median.as_secs_f64()));
+        outcome.overran = Some(took > e.p90.as_secs_f64());
     }
 }
 

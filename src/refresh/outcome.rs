@@ -34,6 +34,10 @@ pub(crate) struct Outcome {
     pub objects: Option<Vec<RefreshObjectStatus>>,
     /// True when pbiops cancelled the refresh after its wait timed out.
     pub cancel_requested: bool,
+    /// The median duration of the item's recent successful runs.
+    pub expected_seconds: Option<f64>,
+    /// Whether the run took longer than nine in ten of those.
+    pub overran: Option<bool>,
 }
 
 impl Outcome {
@@ -53,6 +57,8 @@ impl Outcome {
             error_message: None,
             objects: None,
             cancel_requested: false,
+            expected_seconds: None,
+            overran: None,
         }
     }
 
@@ -98,6 +104,8 @@ impl Outcome {
         out.error_message = self.error_message.clone();
         out.objects = self.objects.clone();
         out.cancel_requested = self.cancel_requested.then_some(true);
+        out.expected_seconds = self.expected_seconds;
+        out.overran = self.overran;
     }
 }
 

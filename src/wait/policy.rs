@@ -30,6 +30,8 @@ pub struct Expectation {
     pub median: Duration,
     /// Half the width of the window where it usually ends, as a fraction of the median.
     pub spread: f64,
+    /// Nine in ten recent successful runs ended within this: past it, a run is overrunning.
+    pub p90: Duration,
 }
 
 impl Expectation {
@@ -52,6 +54,7 @@ impl Expectation {
         Some(Expectation {
             median: Duration::from_secs_f64(median),
             spread,
+            p90: Duration::from_secs_f64(at(0.9)),
         })
     }
 
@@ -155,6 +158,7 @@ mod tests {
         let e = Expectation {
             median: s(3600.0),
             spread: 0.1,
+            p90: s(3900.0),
         };
         let p = PollPolicy {
             min: s(1.0),
@@ -183,6 +187,7 @@ mod tests {
             expectation: Some(Expectation {
                 median: s(10.0),
                 spread: 0.05,
+                p90: s(10.5),
             }),
         };
         assert_eq!(short.next(s(0.0), 0.0), s(9.5));

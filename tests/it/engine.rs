@@ -557,3 +557,55 @@ async fn a_retried_monitored_flow_trigger_never_calls_the_flow_again() {
         "the flow was called once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expected_duration_comes_from_history_and_an_overrun_is_reported() {
+    let mut s = scenario();
+    // Slow Model usually takes one second.
+    s["workspaces"][0]["datasets"][3]["history"] = json!([
+        {"requestId": "e0000000-0000-4000-8000-0000000000b1", "refreshType": "Scheduled", "status": "Completed",
+         "startTime": "-PT2H", "endTime": "-PT1H59M59S"},
+        {"requestId": "e0000000-0000-4000-8000-0000000000b2", "refreshType": "Scheduled", "status": "Completed",
+         "startTime": "-PT1H", "endTime": "-PT59M59S"}
+    ]);
+    let emu = emulator(s).await;
+    let mut task = refresh_task("Sales", "Slow Model");
+    task["refresh"] = json!({"type": "Full"});
+    let running = tokio::spawn({
+        let env = env(&emu);
+        async move { run(Input::Env(task), &env).await }
+    });
+    until_requests(&emu, "the run to poll", |log| {
+        log.iter().any(|r| r["route"] == "refresh.get")
+    })
+    .await;
+    // Let it run past what nine in ten earlier runs took.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let id = refreshes_of(&emu, DS_SLOW)
+        .await
+        .iter()
+        .filter_map(|r| r["requestId"].as_str())
+        .find(|id| !id.starts_with("e0000000"))
+        .expect("the new refresh")
+        .to_string();
+    control(
+        &emu,
+        "POST",
+        &format!("refreshes/{id}/complete"),
+        Some(json!({"outcome": "Completed"})),
+    )
+    .await;
+    let run = running.await.expect("run");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(out.expected_seconds, Some(1.0));
+    assert_eq!(out.overran, Some(true));
+    let text = run.log_text();
+    assert!(text.contains("usually takes 1s"), "{text}");
+    assert!(text.contains("its median of 1s"), "{text}");
+
+    // A model without history has no expectation to judge by.
+    let fresh = run_task(&emu, refresh_task("Sales", "Busy Model")).await;
+    assert_eq!(fresh.outputs().expected_seconds, None);
+    assert_eq!(fresh.outputs().overran, None);
+}

@@ -226,6 +226,8 @@ pub struct Outputs {
     pub error_message: Option<String>,
     pub objects: Option<Vec<ObjectStatus>>,
     pub cancel_requested: Option<bool>,
+    pub expected_seconds: Option<f64>,
+    pub overran: Option<bool>,
     pub last_success_time: Option<String>,
     pub age_seconds: Option<f64>,
     pub fresh: Option<bool>,
