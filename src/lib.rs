@@ -60,7 +60,7 @@ pub async fn run(args: Vec<OsString>, env: Vec<(String, String)>) -> i32 {
         let schema = if *outputs {
             schemars::schema_for!(ops::Outputs)
         } else {
-            schemars::schema_for!(task::raw::RawTask)
+            task::operation::schema()
         };
         println!(
             "{}",
@@ -115,6 +115,9 @@ async fn execute(
     let (task, task_json) = loaded;
     out.operation = Some(task.operation());
     out.profile = task.profile().map(String::from);
+    if let Err(e) = task::check_output_file(&task) {
+        return (report(&e, out, reporter), None);
+    }
     if let Some(name) = task.profile() {
         if let Err(e) = settings.profile(name) {
             return (report(&e, out, reporter), None);

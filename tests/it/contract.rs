@@ -288,7 +288,7 @@ async fn text_format_writes_error_and_help_lines_to_stderr() {
     assert_eq!(
         lines,
         vec![
-            "error: invalid task: `ifRunning`: unknown value",
+            "error: invalid task: `ifRunning`: `queue` is not allowed",
             "help: one of: attach, skip, fail"
         ]
     );

@@ -1,0 +1,611 @@
+//! Fleets: `targets` on `dataset.refresh` or `dataflow.refresh` refreshes many items of any kind
+//! in one run, in the order their `dependsOn` edges require.
+//!
+//! Each target names a workspace and exactly one item (`dataset` or `dataflow`) with that kind's
+//! own options; `ifRunning`, `onTimeout` and `timeout` may be set per target, and the other wait
+//! fields apply to all. The dependency graph is checked here, before anything is sent: every
+//! key it names exists, no key is used twice, and there is no cycle.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::dataflow;
+use super::dataset::{RawRefresh, refresh_task};
+use super::fields::{
+    Dur, ExecuteOption, Generation, Name, NotifyOption, Parallel, ProcessType, Profile,
+};
+use super::json::within;
+use super::wait::{self, WaitFields};
+use super::{
+    DataflowRefresh, DataflowTarget, DatasetTarget, FleetTarget, FleetTask, IfRunning, ItemRefresh,
+    OnTimeout, Task, WaitOptions,
+};
+use crate::error::Error;
+
+/// Default number of refreshes a fleet runs at once.
+pub const DEFAULT_MAX_PARALLEL: usize = 8;
+
+/// One item of a fleet: a semantic model (`dataset`) or a dataflow (`dataflow`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTarget {
+    /// The key other targets' dependsOn names (default: "<workspace>/<dataset or dataflow>" as written).
+    pub id: Option<Name>,
+    /// Workspace name or id.
+    pub workspace: Name,
+    /// A semantic model, by name or id.
+    pub dataset: Option<Name>,
+    /// A dataflow (Gen1 or Gen2), by name or id.
+    pub dataflow: Option<Name>,
+    /// Keys of the targets that must complete before this one starts.
+    pub depends_on: Option<Vec<Name>>,
+    /// Model: enhanced refresh options.
+    pub refresh: Option<RawRefresh>,
+    /// Model or Gen1 dataflow: the e-mail the service sends (MailOnCompletion: models only).
+    pub notify_option: Option<NotifyOption>,
+    /// Dataflow: 1 (Power BI) or 2 (Fabric Dataflow Gen2); detected when absent.
+    pub generation: Option<Generation>,
+    /// Gen1 dataflow: default or processFull.
+    pub process_type: Option<ProcessType>,
+    /// Dataflow Gen2: ApplyChangesIfNeeded or SkipApplyChanges.
+    pub execute_option: Option<ExecuteOption>,
+    /// This target's single-flight policy (default: the task's).
+    pub if_running: Option<IfRunning>,
+    /// This target's timeout policy (default: the task's).
+    pub on_timeout: Option<OnTimeout>,
+    /// How long to wait for this target (default: the task's timeout).
+    pub timeout: Option<Dur>,
+}
+
+/// The task-level fields of a fleet, from `dataset.refresh` or `dataflow.refresh`.
+pub(super) struct FleetFields<'a> {
+    pub operation: &'static str,
+    pub profile: Option<Profile>,
+    pub targets: Vec<RawTarget>,
+    pub wait: WaitFields,
+    pub if_running: Option<IfRunning>,
+    pub on_timeout: Option<OnTimeout>,
+    pub max_parallel: Option<Parallel>,
+    pub max_parallel_per_capacity: Option<Parallel>,
+    pub output_file: Option<Name>,
+    /// The single-item fields of the operation, which a fleet gives per target instead.
+    pub single: &'a [(&'static str, bool)],
+}
+
+/// Validates a fleet: every target, then the dependency graph.
+pub(super) fn validate(f: FleetFields) -> Result<Task, Error> {
+    if let Some((field, _)) = f.single.iter().find(|(_, given)| *given) {
+        return Err(Error::task(
+            *field,
+            "cannot be combined with `targets`",
+            "give it per target, inside `targets`",
+        ));
+    }
+    if f.targets.is_empty() {
+        return Err(Error::task(
+            "targets",
+            "is empty",
+            "list at least one {\"workspace\", \"dataset\"} or {\"workspace\", \"dataflow\"}",
+        ));
+    }
+    let profile = Profile::name(f.profile);
+    let wait = f.wait.options()?;
+    let if_running = f.if_running.unwrap_or(IfRunning::Attach);
+    let on_timeout = f.on_timeout.unwrap_or(OnTimeout::Leave);
+    let targets = f
+        .targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            target(t, &profile, wait, if_running, on_timeout)
+                .map_err(|e| within(&format!("targets[{i}]"), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !wait.wait && targets.iter().any(|t| !t.depends_on.is_empty()) {
+        return Err(Error::task(
+            "wait",
+            "cannot be false with `dependsOn`: a target starts when those it depends on completed",
+            "remove \"wait\": false, or the dependsOn lists",
+        ));
+    }
+    check_graph(&targets)?;
+    Ok(Task::Fleet(FleetTask {
+        operation: f.operation,
+        profile,
+        targets,
+        max_parallel: f.max_parallel.map_or(DEFAULT_MAX_PARALLEL, |p| p.0),
+        max_per_capacity: f.max_parallel_per_capacity.map(|p| p.0),
+        output_file: PathBuf::from(f.output_file.map_or_else(|| "targets.json".into(), |n| n.0)),
+    }))
+}
+
+fn target(
+    t: RawTarget,
+    profile: &str,
+    wait: WaitOptions,
+    if_running: IfRunning,
+    on_timeout: OnTimeout,
+) -> Result<FleetTarget, Error> {
+    let wait = WaitOptions {
+        timeout: wait::timeout("timeout", t.timeout)?.unwrap_or(wait.timeout),
+        ..wait
+    };
+    let if_running = t.if_running.unwrap_or(if_running);
+    let on_timeout = t.on_timeout.unwrap_or(on_timeout);
+    let (item, refresh) = match (t.dataset, t.dataflow) {
+        (Some(_), Some(_)) => {
+            return Err(Error::task(
+                "dataflow",
+                "cannot be combined with `dataset`",
+                "a target is one item: give `dataset` (a semantic model) or `dataflow`",
+            ));
+        }
+        (None, None) => {
+            return Err(Error::task(
+                "dataset",
+                "missing",
+                "give `dataset` (a semantic model) or `dataflow`",
+            ));
+        }
+        (Some(dataset), None) => {
+            for (field, given) in [
+                ("generation", t.generation.is_some()),
+                ("processType", t.process_type.is_some()),
+                ("executeOption", t.execute_option.is_some()),
+            ] {
+                if given {
+                    return Err(Error::task(
+                        field,
+                        "applies to dataflow targets only",
+                        "remove it from this semantic model target",
+                    ));
+                }
+            }
+            let target = DatasetTarget {
+                profile: profile.to_string(),
+                workspace: t.workspace.0.clone(),
+                dataset: dataset.0.clone(),
+            };
+            let refresh = refresh_task(
+                target,
+                t.notify_option,
+                t.refresh,
+                wait,
+                if_running,
+                on_timeout,
+            )?;
+            (dataset.0, ItemRefresh::Model(refresh))
+        }
+        (None, Some(flow)) => {
+            if t.refresh.is_some() {
+                return Err(Error::task(
+                    "refresh",
+                    "applies to semantic model targets only",
+                    "a dataflow takes generation, notifyOption, processType or executeOption",
+                ));
+            }
+            let generation = t.generation.map(|g| g.0);
+            let options = dataflow::options(
+                generation,
+                t.notify_option,
+                t.process_type,
+                t.execute_option,
+            )?;
+            let refresh = DataflowRefresh {
+                target: DataflowTarget {
+                    profile: profile.to_string(),
+                    workspace: t.workspace.0.clone(),
+                    dataflow: flow.0.clone(),
+                    generation,
+                },
+                options,
+                wait,
+                if_running,
+                on_timeout,
+            };
+            (flow.0, ItemRefresh::Dataflow(refresh))
+        }
+    };
+    Ok(FleetTarget {
+        key: t
+            .id
+            .map_or_else(|| format!("{}/{item}", t.workspace.0), |id| id.0),
+        refresh,
+        depends_on: t
+            .depends_on
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.0)
+            .collect(),
+    })
+}
+
+/// Every key unique, every `dependsOn` naming another target, and no cycle.
+fn check_graph(targets: &[FleetTarget]) -> Result<(), Error> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in targets.iter().enumerate() {
+        if let Some(first) = index.insert(&t.key, i) {
+            return Err(Error::task(
+                format!("targets[{i}]"),
+                format!("its key `{}` is already the key of targets[{first}]", t.key),
+                "give one of them an `id` (the key dependsOn uses)",
+            ));
+        }
+    }
+    let mut edges: Vec<Vec<usize>> = Vec::with_capacity(targets.len());
+    for (i, t) in targets.iter().enumerate() {
+        let mut out = Vec::new();
+        for (k, key) in t.depends_on.iter().enumerate() {
+            let field = format!("targets[{i}].dependsOn[{k}]");
+            let Some(&j) = index.get(key.as_str()) else {
+                return Err(Error::task(
+                    field,
+                    format!("`{key}` names no target"),
+                    format!(
+                        "a key is a target's `id`, else its `workspace/item` as written: {}",
+                        keys(targets)
+                    ),
+                ));
+            };
+            if j == i {
+                return Err(Error::task(
+                    field,
+                    "a target cannot depend on itself",
+                    "remove it",
+                ));
+            }
+            if out.contains(&j) {
+                return Err(Error::task(
+                    field,
+                    format!("`{key}` is listed twice"),
+                    "list each key once",
+                ));
+            }
+            out.push(j);
+        }
+        edges.push(out);
+    }
+    match find_cycle(&edges) {
+        None => Ok(()),
+        Some(cycle) => {
+            let names: Vec<&str> = cycle.iter().map(|&i| targets[i].key.as_str()).collect();
+            Err(Error::task(
+                format!("targets[{}].dependsOn", cycle[cycle.len() - 2]),
+                format!("forms a cycle: {}", names.join(" → ")),
+                "each target in the cycle waits for the next; remove one of these dependsOn entries",
+            ))
+        }
+    }
+}
+
+fn keys(targets: &[FleetTarget]) -> String {
+    let mut list: Vec<String> = targets
+        .iter()
+        .take(10)
+        .map(|t| format!("`{}`", t.key))
+        .collect();
+    if targets.len() > 10 {
+        list.push("…".into());
+    }
+    list.join(", ")
+}
+
+/// A cycle as a closed walk (`[a, b, c, a]`), found by an iterative depth-first search (a deep
+/// chain of targets must not exhaust the stack).
+fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut mark = vec![Mark::New; edges.len()];
+    for start in 0..edges.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        mark[start] = Mark::Open;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            match edges[node].get(*next).copied() {
+                Some(to) => {
+                    *next += 1;
+                    match mark[to] {
+                        Mark::New => {
+                            mark[to] = Mark::Open;
+                            stack.push((to, 0));
+                        }
+                        Mark::Open => {
+                            let from = stack.iter().position(|(n, _)| *n == to).unwrap_or(0);
+                            let mut cycle: Vec<usize> =
+                                stack[from..].iter().map(|(n, _)| *n).collect();
+                            cycle.push(to);
+                            return Some(cycle);
+                        }
+                        Mark::Done => {}
+                    }
+                }
+                None => {
+                    mark[node] = Mark::Done;
+                    stack.pop();
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{assert_refused, parse_task};
+    use super::*;
+
+    fn fleet(operation: &str, targets: &str, rest: &str) -> String {
+        format!(r#"{{"operation":"{operation}","targets":{targets}{rest}}}"#)
+    }
+
+    #[test]
+    fn a_fleet_mixes_models_and_dataflows_with_per_target_options() {
+        let targets = r#"[
+            {"workspace":"Sales","dataflow":"Staging","generation":1,"processType":"processFull"},
+            {"workspace":"Sales","dataflow":"Gen2 Flow","id":"g2","executeOption":"SkipApplyChanges","timeout":"PT10M"},
+            {"workspace":"Sales","dataset":"Model","refresh":{"type":"Full"},"onTimeout":"cancel",
+             "dependsOn":["Sales/Staging","g2"],"ifRunning":"fail"}]"#;
+        for op in ["dataset.refresh", "dataflow.refresh"] {
+            let Task::Fleet(f) =
+                parse_task(&fleet(op, targets, r#","timeout":"PT1H","maxParallel":3"#))
+                    .expect("valid")
+            else {
+                panic!("fleet")
+            };
+            assert_eq!((f.operation, f.max_parallel), (op, 3));
+            assert_eq!(f.output_file, PathBuf::from("targets.json"));
+            let keys: Vec<&str> = f.targets.iter().map(|t| t.key.as_str()).collect();
+            assert_eq!(keys, ["Sales/Staging", "g2", "Sales/Model"]);
+            assert_eq!(f.targets[2].depends_on, ["Sales/Staging", "g2"]);
+            let ItemRefresh::Dataflow(g1) = &f.targets[0].refresh else {
+                panic!("dataflow")
+            };
+            assert_eq!(g1.options.process_type.as_deref(), Some("processFull"));
+            assert_eq!(g1.wait.timeout, std::time::Duration::from_secs(3600));
+            let ItemRefresh::Dataflow(g2) = &f.targets[1].refresh else {
+                panic!("dataflow")
+            };
+            assert_eq!(g2.wait.timeout, std::time::Duration::from_secs(600));
+            let ItemRefresh::Model(m) = &f.targets[2].refresh else {
+                panic!("model")
+            };
+            assert_eq!(
+                (m.if_running, m.on_timeout),
+                (IfRunning::Fail, OnTimeout::Cancel)
+            );
+        }
+    }
+
+    #[test]
+    fn fleet_mistakes_name_their_field() {
+        let m = |extra: &str| format!(r#"{{"workspace":"w","dataset":"m"{extra}}}"#);
+        let f = |extra: &str| format!(r#"{{"workspace":"w","dataflow":"f"{extra}}}"#);
+        let cases = [
+            (fleet("dataset.refresh", "[]", ""), "targets"),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m("")),
+                    r#","dataset":"x""#,
+                ),
+                "dataset",
+            ),
+            (
+                fleet(
+                    "dataflow.refresh",
+                    &format!("[{}]", f("")),
+                    r#","then":"downstream""#,
+                ),
+                "then",
+            ),
+            (
+                fleet(
+                    "dataflow.refresh",
+                    &format!("[{}]", f("")),
+                    r#","generation":1"#,
+                ),
+                "generation",
+            ),
+            (
+                fleet("dataset.refresh", r#"[{"workspace":"w"}]"#, ""),
+                "targets[0].dataset",
+            ),
+            (
+                fleet("dataset.refresh", r#"[{"dataset":"d"}]"#, ""),
+                "targets[0].workspace",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","dataflow":"f""#)),
+                    "",
+                ),
+                "targets[0].dataflow",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","generation":2"#)),
+                    "",
+                ),
+                "targets[0].generation",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", f(r#","refresh":{"type":"Full"}"#)),
+                    "",
+                ),
+                "targets[0].refresh",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", f(r#","generation":2,"processType":"default""#)),
+                    "",
+                ),
+                "targets[0].processType",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","refresh":{"commitMode":"x"}"#)),
+                    "",
+                ),
+                "targets[0].refresh.commitMode",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","onTimeout":"cancel""#)),
+                    "",
+                ),
+                "targets[0].onTimeout",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m("")),
+                    r#","onTimeout":"cancel""#,
+                ),
+                "targets[0].onTimeout",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","timeout":1e30"#)),
+                    "",
+                ),
+                "targets[0].timeout",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","timeout":0"#)),
+                    "",
+                ),
+                "targets[0].timeout",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","grace":"PT1M""#)),
+                    "",
+                ),
+                "targets[0].grace",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m("")),
+                    r#","maxParallel":0"#,
+                ),
+                "maxParallel",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m("")),
+                    r#","maxParallelPerCapacity":100000"#,
+                ),
+                "maxParallelPerCapacity",
+            ),
+            (
+                fleet("dataset.refresh", &format!("[{},{}]", m(""), m("")), ""),
+                "targets[1]",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{},{}]", m(r#","id":"a""#), f(r#","id":"a""#)),
+                    "",
+                ),
+                "targets[1]",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","dependsOn":["nope"]"#)),
+                    "",
+                ),
+                "targets[0].dependsOn[0]",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{}]", m(r#","dependsOn":["w/m"]"#)),
+                    "",
+                ),
+                "targets[0].dependsOn[0]",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{},{}]", m(r#","dependsOn":["w/f","w/f"]"#), f("")),
+                    "",
+                ),
+                "targets[0].dependsOn[1]",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!("[{},{}]", m(r#","dependsOn":["w/f"]"#), f("")),
+                    r#","wait":false"#,
+                ),
+                "wait",
+            ),
+            (
+                fleet(
+                    "dataset.refresh",
+                    &format!(
+                        "[{},{}]",
+                        m(r#","dependsOn":["w/f"]"#),
+                        f(r#","dependsOn":["w/m"]"#)
+                    ),
+                    "",
+                ),
+                "targets[1].dependsOn",
+            ),
+        ];
+        let cases: Vec<(&str, &str)> = cases.iter().map(|(j, f)| (j.as_str(), *f)).collect();
+        assert_refused(&cases);
+    }
+
+    #[test]
+    fn a_cycle_is_named_in_full() {
+        let targets = r#"[{"workspace":"w","dataset":"a","id":"a","dependsOn":["b"]},
+            {"workspace":"w","dataflow":"b","id":"b","dependsOn":["c"]},
+            {"workspace":"w","dataset":"c","id":"c","dependsOn":["a"]}]"#;
+        let err = parse_task(&fleet("dataflow.refresh", targets, "")).expect_err("cycle");
+        assert_eq!(
+            err.to_string(),
+            "invalid task: `targets[2].dependsOn`: forms a cycle: a → b → c → a"
+        );
+    }
+
+    #[test]
+    fn cycles_are_found_as_closed_walks() {
+        assert_eq!(find_cycle(&[vec![1], vec![2], vec![]]), None);
+        assert_eq!(
+            find_cycle(&[vec![1], vec![2], vec![0]]),
+            Some(vec![0, 1, 2, 0])
+        );
+        assert_eq!(find_cycle(&[vec![], vec![2], vec![1]]), Some(vec![1, 2, 1]));
+        // A diamond is not a cycle.
+        assert_eq!(find_cycle(&[vec![1, 2], vec![3], vec![3], vec![]]), None);
+        // A long chain does not exhaust the stack.
+        let chain: Vec<Vec<usize>> = (0..200_000)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+            .collect();
+        assert_eq!(find_cycle(&chain), None);
+    }
+}
