@@ -145,8 +145,8 @@ fn target(
         }
         (None, None) => {
             return Err(Error::task(
-                "dataset",
-                "missing",
+                "",
+                "names no item",
                 "give `dataset` (a semantic model) or `dataflow`",
             ));
         }
@@ -417,7 +417,7 @@ mod tests {
             ),
             (
                 fleet("dataset.refresh", r#"[{"workspace":"w"}]"#, ""),
-                "targets[0].dataset",
+                "targets[0]",
             ),
             (
                 fleet("dataset.refresh", r#"[{"dataset":"d"}]"#, ""),

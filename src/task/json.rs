@@ -28,7 +28,8 @@ pub(super) fn invalid<E: de::Error>(message: impl fmt::Display, help: impl fmt::
     E::custom(format_args!("{message}{HELP_SEP}{help}"))
 }
 
-/// Puts an error's field under `prefix` (`timeout` in `targets[2]` → `targets[2].timeout`).
+/// Puts an error's field under `prefix` (`timeout` in `targets[2]` → `targets[2].timeout`; an
+/// empty field is the prefix itself).
 pub(super) fn within(prefix: &str, e: Error) -> Error {
     match e {
         Error::InvalidTask {
@@ -36,7 +37,11 @@ pub(super) fn within(prefix: &str, e: Error) -> Error {
             message,
             help,
         } => Error::InvalidTask {
-            field: format!("{prefix}.{field}"),
+            field: if field.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{field}")
+            },
             message,
             help,
         },
