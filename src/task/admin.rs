@@ -7,8 +7,9 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Dur, Name, Profile, ResourceName, StatusName};
+use super::fields::{Dur, Name, Profile};
 use super::operation::Operation;
+use super::words::{ResourceName, StatusName};
 use super::{CredentialsCheckTask, HistoryTask, Task, TokenGetTask, TokenRefreshTask};
 use crate::error::Error;
 

@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use super::dataset::{
     RawDatasetCancel, RawDatasetRefresh, RawDatasetStatus, RawObject, RawRefresh, ServiceTimeout,
 };
-use super::fields::{CommitMode, Dur, Name, NotifyOption, Profile, RefreshType};
+use super::fields::{Dur, Name, Profile};
 use super::wait::RawPoll;
+use super::words::{CommitMode, NotifyOption, RefreshType};
 use super::{IfRunning, OnTimeout, RawTask};
 use crate::error::Error;
 use crate::settings::ENV_HELP;

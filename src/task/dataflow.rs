@@ -7,11 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::required;
-use super::fields::{
-    Dur, ExecuteOption, Generation, Name, NotifyOption, Parallel, ProcessType, Profile, Then,
-};
+use super::fields::{Dur, Generation, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::wait::{RawPoll, WaitFields};
+use super::words::{ExecuteOption, NotifyOption, ProcessType, Then};
 use super::{
     DataflowOptions, DataflowRefresh, DataflowRefreshTask, DataflowTarget, IfRunning, OnTimeout,
     Task,

@@ -7,9 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::{RawRefresh, refresh_task, required};
-use super::fields::{Dur, Name, NotifyOption, Profile};
+use super::fields::{Dur, Name, Profile};
 use super::json::invalid;
 use super::wait::{RawPoll, WaitFields};
+use super::words::NotifyOption;
 use super::{
     DatasetTarget, FlowTriggerTask, IfRunning, InventoryTask, OnTimeout, ReportRefreshTask, Task,
 };

@@ -8,7 +8,8 @@
 //!
 //! - [`json`]: text → JSON, strictly (size, duplicate keys, control characters, secrets);
 //! - [`operation`]: the operations and their raw types, and the schema;
-//! - [`fields`]: names, durations and closed lists of words, checked as they are read;
+//! - [`fields`] and [`words`]: names, durations, counts and the closed lists of words, checked as
+//!   they are read;
 //! - [`wait`], [`dataset`], [`dataflow`], [`fleet`], [`items`], [`admin`]: each operation's fields
 //!   and rules;
 //! - [`cli`] and [`source`]: the command line and the task's sources.
@@ -25,6 +26,7 @@ pub mod json;
 pub mod operation;
 pub mod source;
 pub mod wait;
+pub mod words;
 
 use std::path::Path;
 use std::time::Duration;

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::admin::{RawCredentialsCheck, RawHistory, RawTokenGet, RawTokenRefresh};
 use super::dataflow::RawDataflowRefresh;
 use super::dataset::{RawDatasetCancel, RawDatasetRefresh, RawDatasetStatus};
-use super::fields::words;
 use super::items::{RawFlowTrigger, RawInventory, RawReportRefresh};
+use super::words::words;
 use super::{Task, json};
 use crate::error::Error;
 
