@@ -285,6 +285,36 @@ mod tests {
     }
 
     #[test]
+    fn the_operation_log_gets_the_task_as_json() {
+        let cli = Cli::try_parse_from([
+            "pbiops",
+            "dataset",
+            "refresh",
+            "--workspace",
+            "Sales",
+            "--dataset",
+            "Sales Model",
+            "--timeout",
+            "7200",
+            "--poll-min",
+            "0.5",
+            "--if-running",
+            "SKIP",
+        ])
+        .expect("parses");
+        let task = cli
+            .command
+            .expect("command")
+            .to_task()
+            .expect("a task")
+            .expect("valid");
+        assert_eq!(
+            task.to_json(),
+            r#"{"dataset":"Sales Model","ifRunning":"skip","operation":"dataset.refresh","poll":{"min":"PT0.5S"},"timeout":"PT2H","workspace":"Sales"}"#
+        );
+    }
+
+    #[test]
     fn bad_flags_name_the_task_field() {
         let cli = Cli::try_parse_from([
             "pbiops",

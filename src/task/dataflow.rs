@@ -23,6 +23,7 @@ pub const DEFAULT_CASCADE_PARALLEL: usize = 4;
 /// `dataflow.refresh`: one dataflow (`workspace`, `dataflow`), or many items (`targets`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("anyOf" = [{"required": ["targets"]}, {"required": ["workspace", "dataflow"]}]))]
 pub struct RawDataflowRefresh {
     /// The profile (service principal) to use; `default` reads PBIOPS_TENANT_ID etc.
     pub profile: Option<Profile>,

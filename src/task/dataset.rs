@@ -24,6 +24,7 @@ use crate::error::Error;
 /// `dataset.refresh`: one semantic model (`workspace`, `dataset`), or many (`targets`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("anyOf" = [{"required": ["targets"]}, {"required": ["workspace", "dataset"]}]))]
 pub struct RawDatasetRefresh {
     /// The profile (service principal) to use; `default` reads PBIOPS_TENANT_ID etc.
     pub profile: Option<Profile>,

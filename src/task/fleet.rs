@@ -30,6 +30,7 @@ pub const DEFAULT_MAX_PARALLEL: usize = 8;
 /// One item of a fleet: a semantic model (`dataset`) or a dataflow (`dataflow`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["dataset"]}, {"required": ["dataflow"]}]))]
 pub struct RawTarget {
     /// The key other targets' dependsOn names (default: workspace/dataset or workspace/dataflow, as written).
     pub id: Option<Name>,

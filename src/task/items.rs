@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::dataset::{RawRefresh, refresh_task, required};
+use super::dataset::{RawRefresh, refresh_task};
 use super::fields::{Dur, Name, Profile};
 use super::json::invalid;
 use super::wait::{RawPoll, WaitFields};
@@ -23,9 +23,9 @@ pub struct RawReportRefresh {
     /// The profile (service principal) to use.
     pub profile: Option<Profile>,
     /// The report's workspace, by name or id.
-    pub workspace: Option<Name>,
+    pub workspace: Name,
     /// Report name or id.
-    pub report: Option<Name>,
+    pub report: Name,
     /// Standard refresh only: the e-mail the service sends.
     pub notify_option: Option<NotifyOption>,
     /// Enhanced refresh options; any of them makes the refresh enhanced.
@@ -49,10 +49,10 @@ pub struct RawReportRefresh {
 impl RawReportRefresh {
     /// Validates the task.
     pub fn validate(self) -> Result<Task, Error> {
-        let report = required("report", self.report)?;
+        let report = self.report.0;
         let target = DatasetTarget {
             profile: Profile::name(self.profile),
-            workspace: required("workspace", self.workspace)?,
+            workspace: self.workspace.0,
             // Filled in from the report.
             dataset: String::new(),
         };
@@ -85,7 +85,7 @@ pub struct RawFlowTrigger {
     /// The profile (for monitor).
     pub profile: Option<Profile>,
     /// The flow name; its URL is PBIOPS_FLOW_{NAME}_URL in the environment.
-    pub flow: Option<FlowName>,
+    pub flow: FlowName,
     /// The JSON body to post.
     pub body: Option<serde_json::Value>,
     /// The Gen1 dataflow the flow refreshes, to report its real outcome.
@@ -139,9 +139,7 @@ impl<'de> Deserialize<'de> for FlowName {
 impl RawFlowTrigger {
     /// Validates the task.
     pub fn validate(self) -> Result<Task, Error> {
-        let flow = self
-            .flow
-            .ok_or_else(|| Error::task("flow", "missing", "give the flow's name"))?;
+        let flow = self.flow;
         let wait = WaitFields {
             wait: self.wait,
             timeout: self.timeout,
