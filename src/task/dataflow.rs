@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::dataset::required;
 use super::fields::{Dur, Generation, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
+use super::operation::Operation;
 use super::wait::{RawPoll, WaitFields};
 use super::words::{ExecuteOption, NotifyOption, ProcessType, Then};
 use super::{
@@ -91,7 +92,7 @@ impl RawDataflowRefresh {
                 ("executeOption", self.execute_option.is_some()),
             ];
             return fleet::validate(FleetFields {
-                operation: "dataflow.refresh",
+                operation: Operation::DataflowRefresh.as_str(),
                 profile: self.profile,
                 targets,
                 wait,

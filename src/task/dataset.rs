@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::fields::{Dur, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::json::invalid;
+use super::operation::Operation;
 use super::wait::{RawPoll, WaitFields};
 use super::words::{CommitMode, NotifyOption, RefreshType};
 use super::{
@@ -139,7 +140,7 @@ impl RawDatasetRefresh {
                 ("notifyOption", self.notify_option.is_some()),
             ];
             return fleet::validate(FleetFields {
-                operation: "dataset.refresh",
+                operation: Operation::DatasetRefresh.as_str(),
                 profile: self.profile,
                 targets,
                 wait,

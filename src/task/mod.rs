@@ -79,20 +79,21 @@ impl Task {
 
     /// The operation's name as written in tasks and outputs.
     pub fn operation(&self) -> &'static str {
-        match self {
-            Task::DatasetRefresh(_) => "dataset.refresh",
-            Task::Fleet(t) => t.operation,
-            Task::DatasetCancel(_) => "dataset.cancel",
-            Task::DatasetStatus(_) => "dataset.status",
-            Task::TokenGet(_) => "token.get",
-            Task::TokenRefresh(_) => "token.refresh",
-            Task::CredentialsCheck(_) => "credentials.check",
-            Task::History(_) => "history",
-            Task::DataflowRefresh(_) => "dataflow.refresh",
-            Task::FlowTrigger(_) => "flow.trigger",
-            Task::ReportRefresh(_) => "report.refresh",
-            Task::Inventory(_) => "inventory",
-        }
+        let operation = match self {
+            Task::DatasetRefresh(_) => Operation::DatasetRefresh,
+            Task::Fleet(t) => return t.operation,
+            Task::DatasetCancel(_) => Operation::DatasetCancel,
+            Task::DatasetStatus(_) => Operation::DatasetStatus,
+            Task::TokenGet(_) => Operation::TokenGet,
+            Task::TokenRefresh(_) => Operation::TokenRefresh,
+            Task::CredentialsCheck(_) => Operation::CredentialsCheck,
+            Task::History(_) => Operation::History,
+            Task::DataflowRefresh(_) => Operation::DataflowRefresh,
+            Task::FlowTrigger(_) => Operation::FlowTrigger,
+            Task::ReportRefresh(_) => Operation::ReportRefresh,
+            Task::Inventory(_) => Operation::Inventory,
+        };
+        operation.as_str()
     }
 
     /// The one profile whose credentials the task uses; `None` for tasks over many profiles.
