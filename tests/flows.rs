@@ -1604,11 +1604,15 @@ impl Lint<'_> {
                 continue;
             };
             // One level down, through the `$ref` of an object field (monitor, poll, refresh…).
-            let def = prop["anyOf"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|a| a["$ref"].as_str())
+            let def = prop["$ref"]
+                .as_str()
+                .or_else(|| {
+                    prop["anyOf"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find_map(|a| a["$ref"].as_str())
+                })
                 .and_then(|r| r.strip_prefix("#/$defs/"))
                 .map(|d| &schema["$defs"][d]);
             if let (Some(def), Some(inner)) = (def, v.as_object()) {
@@ -2558,7 +2562,7 @@ fn lint_checks_the_task_json_against_the_task_contract() {
         "\"workspace\":\"Sales\"",
         "\"workspace\":\"Sales\",\"ifRunning\":\"queue\"",
         &[
-            "does not validate against `pbiops schema`: \"queue\" is not valid",
+            "does not validate against `pbiops schema`: \"queue\" is not one of",
             "at `/ifRunning`",
             "task `refresh`: pbiops refuses the task.json",
         ],

@@ -135,12 +135,54 @@ pub fn schema() -> schemars::Schema {
             defs.insert("Operation".into(), operation.to_value());
         }
     }
-    schema
+    let mut value = schema.to_value();
+    without_null(&mut value);
+    schemars::Schema::try_from(value).unwrap_or_default()
+}
+
+/// An absent field takes its default: `null` is accepted too, but not advertised, so that an
+/// editor offers the real values and a validator names them (`anyOf: [X, null]` → `X`).
+fn without_null(value: &mut Value) {
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            items.iter_mut().for_each(without_null);
+        }
+        return;
+    };
+    if let Some(Value::Array(types)) = map.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            map.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(any)) = map.get("anyOf") {
+        let kept: Vec<Value> = any
+            .iter()
+            .filter(|s| s.get("type").is_none_or(|t| t != "null"))
+            .cloned()
+            .collect();
+        if kept.len() == 1 && kept.len() < any.len() {
+            map.remove("anyOf");
+            if let Value::Object(inner) = &kept[0] {
+                for (k, v) in inner {
+                    map.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    map.values_mut().for_each(without_null);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn optional_fields_are_advertised_without_null() {
+        let text = schema().to_value().to_string();
+        assert!(!text.contains("\"null\""), "{text}");
+    }
 
     #[test]
     fn every_operation_has_one_sub_schema_and_the_enum_lists_them_all() {
