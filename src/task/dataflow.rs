@@ -68,42 +68,50 @@ pub struct RawDataflowRefresh {
 
 impl RawDataflowRefresh {
     /// Validates a single dataflow refresh (with its cascade) or a fleet.
-    pub fn validate(self) -> Result<Task, Error> {
+    pub fn validate(mut self) -> Result<Task, Error> {
         let wait = WaitFields {
             wait: self.wait,
             timeout: self.timeout,
-            poll: self.poll,
+            poll: self.poll.take(),
             grace: self.grace,
         };
-        if let Some(targets) = self.targets {
-            if self.then.is_some() {
-                return Err(Error::task(
-                    "then",
-                    "cannot be combined with `targets`",
-                    "a fleet orders its targets with `dependsOn`; then: downstream follows one dataflow's lineage",
-                ));
-            }
-            let single = [
-                ("workspace", self.workspace.is_some()),
-                ("dataflow", self.dataflow.is_some()),
-                ("generation", self.generation.is_some()),
-                ("notifyOption", self.notify_option.is_some()),
-                ("processType", self.process_type.is_some()),
-                ("executeOption", self.execute_option.is_some()),
-            ];
-            return fleet::validate(FleetFields {
-                operation: Operation::DataflowRefresh.as_str(),
-                profile: self.profile,
-                targets,
-                wait,
-                if_running: self.if_running,
-                on_timeout: self.on_timeout,
-                max_parallel: self.max_parallel,
-                max_parallel_per_capacity: self.max_parallel_per_capacity,
-                output_file: self.output_file,
-                single: &single,
-            });
+        match self.targets.take() {
+            Some(targets) => self.fleet(targets, wait),
+            None => self.single(wait),
         }
+    }
+
+    fn fleet(self, targets: Vec<RawTarget>, wait: WaitFields) -> Result<Task, Error> {
+        if self.then.is_some() {
+            return Err(Error::task(
+                "then",
+                "cannot be combined with `targets`",
+                "a fleet orders its targets with `dependsOn`; then: downstream follows one dataflow's lineage",
+            ));
+        }
+        let single = [
+            ("workspace", self.workspace.is_some()),
+            ("dataflow", self.dataflow.is_some()),
+            ("generation", self.generation.is_some()),
+            ("notifyOption", self.notify_option.is_some()),
+            ("processType", self.process_type.is_some()),
+            ("executeOption", self.execute_option.is_some()),
+        ];
+        fleet::validate(FleetFields {
+            operation: Operation::DataflowRefresh.as_str(),
+            profile: self.profile,
+            targets,
+            wait,
+            if_running: self.if_running,
+            on_timeout: self.on_timeout,
+            max_parallel: self.max_parallel,
+            max_parallel_per_capacity: self.max_parallel_per_capacity,
+            output_file: self.output_file,
+            single: &single,
+        })
+    }
+
+    fn single(self, wait: WaitFields) -> Result<Task, Error> {
         if self.max_parallel_per_capacity.is_some() {
             return Err(Error::task(
                 "maxParallelPerCapacity",

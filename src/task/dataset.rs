@@ -125,33 +125,41 @@ pub struct RawDatasetStatus {
 
 impl RawDatasetRefresh {
     /// Validates a single refresh or a fleet.
-    pub fn validate(self) -> Result<Task, Error> {
+    pub fn validate(mut self) -> Result<Task, Error> {
         let wait = WaitFields {
             wait: self.wait,
             timeout: self.timeout,
-            poll: self.poll,
+            poll: self.poll.take(),
             grace: self.grace,
         };
-        if let Some(targets) = self.targets {
-            let single = [
-                ("workspace", self.workspace.is_some()),
-                ("dataset", self.dataset.is_some()),
-                ("refresh", self.refresh.is_some()),
-                ("notifyOption", self.notify_option.is_some()),
-            ];
-            return fleet::validate(FleetFields {
-                operation: Operation::DatasetRefresh.as_str(),
-                profile: self.profile,
-                targets,
-                wait,
-                if_running: self.if_running,
-                on_timeout: self.on_timeout,
-                max_parallel: self.max_parallel,
-                max_parallel_per_capacity: self.max_parallel_per_capacity,
-                output_file: self.output_file,
-                single: &single,
-            });
+        match self.targets.take() {
+            Some(targets) => self.fleet(targets, wait),
+            None => self.single(wait),
         }
+    }
+
+    fn fleet(self, targets: Vec<RawTarget>, wait: WaitFields) -> Result<Task, Error> {
+        let single = [
+            ("workspace", self.workspace.is_some()),
+            ("dataset", self.dataset.is_some()),
+            ("refresh", self.refresh.is_some()),
+            ("notifyOption", self.notify_option.is_some()),
+        ];
+        fleet::validate(FleetFields {
+            operation: Operation::DatasetRefresh.as_str(),
+            profile: self.profile,
+            targets,
+            wait,
+            if_running: self.if_running,
+            on_timeout: self.on_timeout,
+            max_parallel: self.max_parallel,
+            max_parallel_per_capacity: self.max_parallel_per_capacity,
+            output_file: self.output_file,
+            single: &single,
+        })
+    }
+
+    fn single(self, wait: WaitFields) -> Result<Task, Error> {
         for (field, given) in [
             ("maxParallel", self.max_parallel.is_some()),
             (

@@ -93,16 +93,17 @@ pub(super) fn validate(f: FleetFields) -> Result<Task, Error> {
     }
     let profile = Profile::name(f.profile);
     let wait = f.wait.options()?;
-    let if_running = f.if_running.unwrap_or(IfRunning::Attach);
-    let on_timeout = f.on_timeout.unwrap_or(OnTimeout::Leave);
+    let inherited = Inherited {
+        profile: &profile,
+        wait,
+        if_running: f.if_running.unwrap_or(IfRunning::Attach),
+        on_timeout: f.on_timeout.unwrap_or(OnTimeout::Leave),
+    };
     let targets = f
         .targets
         .into_iter()
         .enumerate()
-        .map(|(i, t)| {
-            target(t, &profile, wait, if_running, on_timeout)
-                .map_err(|e| within(&format!("targets[{i}]"), e))
-        })
+        .map(|(i, t)| target(t, inherited).map_err(|e| within(&format!("targets[{i}]"), e)))
         .collect::<Result<Vec<_>, _>>()?;
     if !wait.wait && targets.iter().any(|t| !t.depends_on.is_empty()) {
         return Err(Error::task(
@@ -122,20 +123,30 @@ pub(super) fn validate(f: FleetFields) -> Result<Task, Error> {
     }))
 }
 
-fn target(
-    t: RawTarget,
-    profile: &str,
+/// What a target inherits from the task, and may override (`timeout`, `ifRunning`, `onTimeout`).
+#[derive(Clone, Copy)]
+struct Inherited<'a> {
+    profile: &'a str,
     wait: WaitOptions,
     if_running: IfRunning,
     on_timeout: OnTimeout,
-) -> Result<FleetTarget, Error> {
-    let wait = WaitOptions {
-        timeout: wait::timeout("timeout", t.timeout)?.unwrap_or(wait.timeout),
-        ..wait
+}
+
+fn target(t: RawTarget, task: Inherited) -> Result<FleetTarget, Error> {
+    let run = Inherited {
+        wait: WaitOptions {
+            timeout: wait::timeout("timeout", t.timeout)?.unwrap_or(task.wait.timeout),
+            ..task.wait
+        },
+        if_running: t.if_running.unwrap_or(task.if_running),
+        on_timeout: t.on_timeout.unwrap_or(task.on_timeout),
+        ..task
     };
-    let if_running = t.if_running.unwrap_or(if_running);
-    let on_timeout = t.on_timeout.unwrap_or(on_timeout);
-    let (item, refresh) = match (t.dataset, t.dataflow) {
+    let key = |item: &Name| {
+        t.id.clone()
+            .map_or_else(|| format!("{}/{}", t.workspace.0, item.0), |id| id.0)
+    };
+    let (key, refresh) = match (&t.dataset, &t.dataflow) {
         (Some(_), Some(_)) => {
             return Err(Error::task(
                 "dataflow",
@@ -150,69 +161,11 @@ fn target(
                 "give `dataset` (a semantic model) or `dataflow`",
             ));
         }
-        (Some(dataset), None) => {
-            for (field, given) in [
-                ("generation", t.generation.is_some()),
-                ("processType", t.process_type.is_some()),
-                ("executeOption", t.execute_option.is_some()),
-            ] {
-                if given {
-                    return Err(Error::task(
-                        field,
-                        "applies to dataflow targets only",
-                        "remove it from this semantic model target",
-                    ));
-                }
-            }
-            let target = DatasetTarget {
-                profile: profile.to_string(),
-                workspace: t.workspace.0.clone(),
-                dataset: dataset.0.clone(),
-            };
-            let refresh = refresh_task(
-                target,
-                t.notify_option,
-                t.refresh,
-                wait,
-                if_running,
-                on_timeout,
-            )?;
-            (dataset.0, ItemRefresh::Model(refresh))
-        }
-        (None, Some(flow)) => {
-            if t.refresh.is_some() {
-                return Err(Error::task(
-                    "refresh",
-                    "applies to semantic model targets only",
-                    "a dataflow takes generation, notifyOption, processType or executeOption",
-                ));
-            }
-            let generation = t.generation.map(|g| g.0);
-            let options = dataflow::options(
-                generation,
-                t.notify_option,
-                t.process_type,
-                t.execute_option,
-            )?;
-            let refresh = DataflowRefresh {
-                target: DataflowTarget {
-                    profile: profile.to_string(),
-                    workspace: t.workspace.0.clone(),
-                    dataflow: flow.0.clone(),
-                    generation,
-                },
-                options,
-                wait,
-                if_running,
-                on_timeout,
-            };
-            (flow.0, ItemRefresh::Dataflow(refresh))
-        }
+        (Some(dataset), None) => (key(dataset), model(&t, dataset, run)?),
+        (None, Some(flow)) => (key(flow), dataflow_item(&t, flow, run)?),
     };
     Ok(FleetTarget {
-        key: t
-            .id
-            .map_or_else(|| format!("{}/{item}", t.workspace.0), |id| id.0),
+        key,
         refresh,
         depends_on: t
             .depends_on
@@ -221,6 +174,64 @@ fn target(
             .map(|n| n.0)
             .collect(),
     })
+}
+
+fn model(t: &RawTarget, dataset: &Name, run: Inherited) -> Result<ItemRefresh, Error> {
+    for (field, given) in [
+        ("generation", t.generation.is_some()),
+        ("processType", t.process_type.is_some()),
+        ("executeOption", t.execute_option.is_some()),
+    ] {
+        if given {
+            return Err(Error::task(
+                field,
+                "applies to dataflow targets only",
+                "remove it from this semantic model target",
+            ));
+        }
+    }
+    let target = DatasetTarget {
+        profile: run.profile.to_string(),
+        workspace: t.workspace.0.clone(),
+        dataset: dataset.0.clone(),
+    };
+    refresh_task(
+        target,
+        t.notify_option,
+        t.refresh.clone(),
+        run.wait,
+        run.if_running,
+        run.on_timeout,
+    )
+    .map(ItemRefresh::Model)
+}
+
+fn dataflow_item(t: &RawTarget, flow: &Name, run: Inherited) -> Result<ItemRefresh, Error> {
+    if t.refresh.is_some() {
+        return Err(Error::task(
+            "refresh",
+            "applies to semantic model targets only",
+            "a dataflow takes generation, notifyOption, processType or executeOption",
+        ));
+    }
+    let generation = t.generation.map(|g| g.0);
+    Ok(ItemRefresh::Dataflow(DataflowRefresh {
+        target: DataflowTarget {
+            profile: run.profile.to_string(),
+            workspace: t.workspace.0.clone(),
+            dataflow: flow.0.clone(),
+            generation,
+        },
+        options: dataflow::options(
+            generation,
+            t.notify_option,
+            t.process_type,
+            t.execute_option,
+        )?,
+        wait: run.wait,
+        if_running: run.if_running,
+        on_timeout: run.on_timeout,
+    }))
 }
 
 /// Every key unique, every `dependsOn` naming another target, and no cycle.
