@@ -215,14 +215,15 @@ fn tasks_in(text: &str) -> Vec<serde_json::Value> {
 fn every_task_in_the_docs_is_valid_against_the_schema_and_for_pbiops() {
     let validator = validator();
     let mut count = 0;
-    for doc in [
-        "README.md",
-        "docs/user-guide.md",
-        "docs/troubleshooting.md",
-        "docs/configuration.md",
-        "docs/migration.md",
-        "docs/emulator.md",
-    ] {
+    let dir = format!("{}/docs", env!("CARGO_MANIFEST_DIR"));
+    let mut docs: Vec<String> = std::fs::read_dir(dir)
+        .expect("docs/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    docs.push("README.md".into());
+    for doc in &docs {
         let text = read(doc);
         let refused = text
             .find(REFUSED)
