@@ -118,6 +118,7 @@ fn strip_nulls(value: &mut Value) {
 pub fn schema() -> schemars::Schema {
     let mut schema = schemars::schema_for!(RawTask);
     if let Some(object) = schema.as_object_mut() {
+        object.insert("title".into(), "pbiops task".into());
         object.insert(
             "description".into(),
             "A pbiops task: one JSON object whose `operation` selects the fields that apply."
