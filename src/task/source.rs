@@ -63,8 +63,9 @@ pub fn pick(
 pub fn load_with_json(source: Source) -> Result<(Task, String), Error> {
     let text = match source {
         Source::Cli(raw) => {
+            // The same checks as a task file's: size, secrets, control characters.
             let compact = raw.to_json();
-            json::size(compact.len())?;
+            json::parse(&compact)?;
             return Ok((raw.validate()?, compact));
         }
         Source::File(path) => read_file(&path)?,
@@ -212,6 +213,38 @@ mod tests {
         let cli = RawTask::parse(r#"{"operation":"token.get"}"#);
         let err = pick(Some(cli), None, Some("{}".into())).expect_err("two");
         assert!(err.to_string().contains("CLI arguments and PBIOPS_TASK"));
+    }
+
+    #[test]
+    fn cli_values_get_the_checks_of_a_task_file() {
+        use clap::Parser;
+        for (flag, value) in [
+            ("--workspace", "eyJhbGciOi.CANARYpayload.sig"),
+            ("--table", "Sales:p\u{1}"),
+            ("--effective-date", "https://x/?sig=abc"),
+        ] {
+            let mut args = vec![
+                "pbiops",
+                "dataset",
+                "refresh",
+                "--workspace",
+                "w",
+                "--dataset",
+                "d",
+            ];
+            if flag == "--workspace" {
+                args[4] = value;
+            } else {
+                args.extend([flag, value]);
+            }
+            let cli = super::super::cli::Cli::try_parse_from(args).expect("parses");
+            let raw = cli.command.expect("command").to_task().expect("a task");
+            let err = pick(Some(raw), None, None)
+                .and_then(load_with_json)
+                .expect_err(value);
+            assert_eq!(err.exit_code().code(), 2, "{err}");
+            assert!(!err.to_string().contains("CANARY"), "{err}");
+        }
     }
 
     fn fleet_writing_to(path: &str) -> Task {
