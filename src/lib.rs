@@ -35,6 +35,10 @@ pub(crate) mod settings;
 mod signals;
 pub mod store;
 pub(crate) mod task;
+
+/// The task contract's first stage, for the documentation test that checks every task in the
+/// docs against the parser.
+pub use task::RawTask;
 pub mod wait;
 
 use std::ffi::OsString;
@@ -67,7 +71,7 @@ pub async fn run(args: Vec<OsString>, env: Vec<(String, String)>) -> i32 {
         let schema = if *outputs {
             schemars::schema_for!(ops::Outputs)
         } else {
-            schemars::schema_for!(task::raw::RawTask)
+            task::operation::schema()
         };
         println!(
             "{}",
@@ -122,6 +126,9 @@ async fn execute(
     let (task, task_json) = loaded;
     out.operation = Some(task.operation());
     out.profile = task.profile().map(String::from);
+    if let Err(e) = task::check_output_file(&task) {
+        return (report(&e, out, reporter), None);
+    }
     if let Some(name) = task.profile() {
         if let Err(e) = settings.profile(name) {
             return (report(&e, out, reporter), None);

@@ -10,8 +10,10 @@
 //! - every `outputs.<task>.vars.<key>` names a pbiops task of the same flow and a key of
 //!   `pbiops schema --outputs` (the real binary), and, where the schema ties a key to
 //!   operations, the task's operation (read from its `task.json`);
-//! - every `task.json` uses only fields of `pbiops schema`, interpolates only through `toJson`,
-//!   and, rendered with sample values, is accepted by the real binary's task validation;
+//! - every `task.json` uses only its operation's fields of `pbiops schema` (operations, fields and
+//!   default timeouts are read from the schema), interpolates only through `toJson`, and,
+//!   rendered with sample values, validates against the schema (a JSON Schema validator) and is
+//!   accepted by the real binary's task validation;
 //! - the task goes in as an `inputFiles` entry and is redirected (`pbiops < task.json`), the
 //!   Kestra ids and the store come through `env`, secrets only through `secret()`, each documented
 //!   in `kestra/README.md`'s secrets table for the flows that use it, and the Kestra `timeout`
@@ -34,10 +36,14 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// What `pbiops schema` and `pbiops schema --outputs` say.
 struct Contract {
-    /// Every operation, from the task schema's `operation` description.
+    /// Every operation, from the task schema's `Operation` enum.
     operations: BTreeSet<String>,
-    /// The task schema (properties and `$defs`).
+    /// The task schema (`oneOf` one sub-schema per operation, and `$defs`).
     task_schema: Value,
+    /// Operation → its sub-schema (its own fields, with their defaults).
+    per_operation: BTreeMap<String, Value>,
+    /// The task schema, compiled by a JSON Schema validator.
+    validator: jsonschema::Validator,
     /// Output key → the operations it is limited to (`None`: any operation).
     outputs: BTreeMap<String, Option<BTreeSet<String>>>,
 }
@@ -59,21 +65,25 @@ fn contract() -> &'static Contract {
     static CONTRACT: OnceLock<Contract> = OnceLock::new();
     CONTRACT.get_or_init(|| {
         let task_schema = schema(&["schema"]);
-        let description = task_schema["properties"]["operation"]["description"]
-            .as_str()
-            .expect("the task schema describes `operation`");
-        let list = description
-            .split_once(':')
-            .expect("`operation`'s description lists the operations after a colon")
-            .1;
-        let operations: BTreeSet<String> = list
-            .split(',')
-            .map(|op| op.trim().trim_end_matches('.').to_string())
-            .filter(|op| !op.is_empty())
+        let operations: BTreeSet<String> = task_schema["$defs"]["Operation"]["enum"]
+            .as_array()
+            .expect("the task schema's `Operation` is an enum")
+            .iter()
+            .filter_map(|o| o.as_str().map(str::to_string))
             .collect();
-        assert!(
-            operations.contains("dataset.refresh") && operations.len() > 5,
-            "could not read the operations from {description:?}"
+        let per_operation: BTreeMap<String, Value> = task_schema["oneOf"]
+            .as_array()
+            .expect("the task schema has one sub-schema per operation")
+            .iter()
+            .filter_map(|sub| {
+                let op = sub["properties"]["operation"]["const"].as_str()?;
+                Some((op.to_string(), sub.clone()))
+            })
+            .collect();
+        assert_eq!(
+            per_operation.keys().cloned().collect::<BTreeSet<_>>(),
+            operations,
+            "one sub-schema per operation"
         );
         let outputs_schema = schema(&["schema", "--outputs"]);
         let properties = outputs_schema["properties"]
@@ -88,12 +98,43 @@ fn contract() -> &'static Contract {
                 (key.clone(), limited)
             })
             .collect();
+        let validator =
+            jsonschema::validator_for(&task_schema).expect("pbiops schema is a valid JSON Schema");
         Contract {
             operations,
             task_schema,
+            per_operation,
+            validator,
             outputs,
         }
     })
+}
+
+impl Contract {
+    /// The first error of `task` against its own operation's sub-schema (the `oneOf` says only
+    /// that no sub-schema matched).
+    fn why_invalid(&self, task: &Value) -> String {
+        let Some(sub) = task["operation"]
+            .as_str()
+            .and_then(|op| self.per_operation.get(op))
+        else {
+            return "`operation` is not one of the schema's".into();
+        };
+        let mut schema = sub.clone();
+        schema["$defs"] = self.task_schema["$defs"].clone();
+        let validator = jsonschema::validator_for(&schema).expect("a sub-schema compiles");
+        validator
+            .iter_errors(task)
+            .next()
+            .map_or_else(String::new, |e| format!("{e} at `{}`", e.instance_path()))
+    }
+
+    /// How long `operation` waits by default, when it waits: its `timeout` field's default.
+    fn default_wait(&self, operation: &str) -> Option<f64> {
+        let default =
+            self.per_operation.get(operation)?["properties"]["timeout"]["default"].as_str()?;
+        Some(iso_duration(default).expect("the schema's default timeout is ISO-8601"))
+    }
 }
 
 /// The operations an output's description limits it to: a leading "`op` / `op`:" naming only
@@ -401,15 +442,6 @@ const KESTRA_ENV: &[(&str, &str)] = &[
     ("KESTRA_FLOW_ID", "{{ flow.id }}"),
     ("KESTRA_NAMESPACE", "{{ flow.namespace }}"),
 ];
-
-/// Operations that wait (and so have a `timeout`, default PT5H).
-const WAITING_OPERATIONS: &[&str] = &[
-    "dataset.refresh",
-    "dataflow.refresh",
-    "report.refresh",
-    "flow.trigger",
-];
-const PBIOPS_DEFAULT_TIMEOUT_SECS: f64 = 5.0 * 3600.0;
 
 // ---------------------------------------------------------------------------------------------
 // Small parsers: identifiers, ISO-8601 durations, cron, Pebble.
@@ -1534,21 +1566,53 @@ impl Lint<'_> {
         let Some(object) = value.as_object() else {
             return self.problem(t, "task.json must be a JSON object");
         };
-        let schema = &self.contract.task_schema;
-        for (key, v) in object {
-            let Some(prop) = schema["properties"].get(key) else {
+        let operation = match object.get("operation").and_then(Value::as_str) {
+            Some(op) if self.contract.operations.contains(op) => Some(op),
+            Some(op) => {
                 self.problem(
                     t,
-                    format!("task.json: `{key}` is not a field of `pbiops schema`"),
+                    format!(
+                        "task.json: operation `{op}` is not one of pbiops's ({})",
+                        self.contract
+                            .operations
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                None
+            }
+            None => {
+                self.problem(t, "task.json names no literal `operation`");
+                None
+            }
+        };
+        info.operation = operation.map(str::to_string);
+        let schema = &self.contract.task_schema;
+        let fields = operation.map(|op| &self.contract.per_operation[op]["properties"]);
+        for (key, v) in object {
+            let Some(fields) = fields else { break };
+            let Some(prop) = fields.get(key) else {
+                self.problem(
+                    t,
+                    format!(
+                        "task.json: `{key}` is not a field of `pbiops schema` for {}",
+                        operation.unwrap_or_default()
+                    ),
                 );
                 continue;
             };
             // One level down, through the `$ref` of an object field (monitor, poll, refresh…).
-            let def = prop["anyOf"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|a| a["$ref"].as_str())
+            let def = prop["$ref"]
+                .as_str()
+                .or_else(|| {
+                    prop["anyOf"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find_map(|a| a["$ref"].as_str())
+                })
                 .and_then(|r| r.strip_prefix("#/$defs/"))
                 .map(|d| &schema["$defs"][d]);
             if let (Some(def), Some(inner)) = (def, v.as_object()) {
@@ -1572,30 +1636,15 @@ impl Lint<'_> {
                 }
             }
         }
-        match object.get("operation").and_then(Value::as_str) {
-            Some(op) if self.contract.operations.contains(op) => {
-                info.operation = Some(op.to_string())
-            }
-            Some(op) => self.problem(
-                t,
-                format!(
-                    "task.json: operation `{op}` is not one of pbiops's ({})",
-                    self.contract
-                        .operations
-                        .iter()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            None => self.problem(t, "task.json names no literal `operation`"),
-        }
         // The Kestra timeout must outlast pbiops's own wait, so pbiops ends first and reports.
         if let (Some(op), Some(kestra)) = (info.operation.as_deref(), kestra_timeout) {
-            let waits = WAITING_OPERATIONS.contains(&op)
-                && (op != "flow.trigger" || object.contains_key("monitor"));
+            // flow.trigger waits only when it follows a refresh (`monitor`).
+            let default_wait = self
+                .contract
+                .default_wait(op)
+                .filter(|_| op != "flow.trigger" || object.contains_key("monitor"));
             let pbiops_wait = match template.split_once("\"timeout\":") {
-                None => waits.then_some(PBIOPS_DEFAULT_TIMEOUT_SECS),
+                None => default_wait,
                 Some((_, rest)) => {
                     let rest = rest.trim_start();
                     if let Some(expr) = rest.strip_prefix("{{") {
@@ -1637,12 +1686,23 @@ impl Lint<'_> {
         self.accepted_by_pbiops(id, template);
     }
 
-    /// Renders the template with sample values and asks the real binary: the task must pass its
-    /// validation (the run then stops at the settings, before any request, since none are set).
+    /// Renders the template with sample values, validates it against `pbiops schema` with a JSON
+    /// Schema validator, and asks the real binary: the task must pass its validation (the run then stops at the settings, before any request, since none are set).
     fn accepted_by_pbiops(&mut self, id: &str, template: &str) {
         let rendered = substitute(template, |body| self.sample(body))
             .trim()
             .to_string();
+        if let Ok(task) = serde_json::from_str::<Value>(&rendered) {
+            if !self.contract.validator.is_valid(&task) {
+                let why = self.contract.why_invalid(&task);
+                self.problem(
+                    Some(id),
+                    format!(
+                        "the task.json rendered with sample values ({rendered}) does not validate against `pbiops schema`: {why}"
+                    ),
+                );
+            }
+        }
         let out = Command::new(pbiops())
             .env_clear()
             .env("PBIOPS_TASK", &rendered)
@@ -2489,10 +2549,28 @@ fn lint_checks_the_task_json_against_the_task_contract() {
         "\"operation\":\"dataset.reload\"",
         &["operation `dataset.reload` is not one of pbiops's"],
     );
-    // A schema field that does not apply to this operation: only the real binary knows.
+    // A field of another operation: the operation's own sub-schema refuses it.
     broken(
         "\"workspace\":\"Sales\"",
         "\"workspace\":\"Sales\",\"then\":\"downstream\"",
+        &[
+            "task `refresh`: task.json: `then` is not a field of `pbiops schema` for dataset.refresh",
+        ],
+    );
+    // A value outside an enum: the schema and the binary both refuse it.
+    broken(
+        "\"workspace\":\"Sales\"",
+        "\"workspace\":\"Sales\",\"ifRunning\":\"queue\"",
+        &[
+            "does not validate against `pbiops schema`: \"queue\" is not one of",
+            "at `/ifRunning`",
+            "task `refresh`: pbiops refuses the task.json",
+        ],
+    );
+    // A rule across fields: only the real binary knows.
+    broken(
+        "\"workspace\":\"Sales\"",
+        "\"workspace\":\"Sales\",\"maxParallel\":2",
         &["task `refresh`: pbiops refuses the task.json"],
     );
     broken(

@@ -34,9 +34,6 @@ pub enum Resource {
 }
 
 impl Resource {
-    /// Every resource, in output order.
-    pub const ALL: [Resource; 3] = [Resource::PowerBi, Resource::Fabric, Resource::Flow];
-
     /// The client-credentials `.default` scope of the resource.
     pub fn scope(self) -> &'static str {
         match self {
@@ -63,13 +60,6 @@ impl Resource {
             Resource::Fabric => "fabric",
             Resource::Flow => "flow",
         }
-    }
-
-    /// Parses a task's `resource`.
-    pub fn parse(name: &str) -> Option<Resource> {
-        Resource::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -526,11 +516,9 @@ mod tests {
     }
 
     #[test]
-    fn resources_are_one_each_and_parse_by_name() {
+    fn resources_are_one_each() {
         assert_ne!(Resource::PowerBi.scope(), Resource::Fabric.scope());
         assert!(Resource::Flow.scope().ends_with("//.default"));
-        assert_eq!(Resource::parse("Fabric"), Some(Resource::Fabric));
-        assert_eq!(Resource::parse("graph"), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,13 +1,20 @@
 //! The command line, for people at a terminal: `pbiops dataset refresh --workspace … --dataset …`.
 //!
-//! Subcommands build the same JSON a task file holds and go through the same validation, so the
-//! CLI can never accept what a task file would refuse, or the reverse.
+//! Subcommands build the same raw task a task file is read into and go through the same
+//! validation, so the CLI can never accept what a task file would refuse, or the reverse.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{Map, Value, json};
 
+use super::dataset::{
+    RawDatasetCancel, RawDatasetRefresh, RawDatasetStatus, RawObject, RawRefresh, ServiceTimeout,
+};
+use super::fields::{Dur, Name, Profile};
+use super::wait::RawPoll;
+use super::words::{CommitMode, NotifyOption, RefreshType};
+use super::{IfRunning, OnTimeout, RawTask};
+use crate::error::Error;
 use crate::settings::ENV_HELP;
 
 /// Operate Power BI and Fabric refreshes from an orchestrator.
@@ -138,72 +145,102 @@ pub struct StatusArgs {
 }
 
 impl Command {
-    /// The task JSON this command stands for (`None` for `schema`, which is not a task).
-    pub fn to_task(&self) -> Option<Value> {
+    /// The raw task this command stands for (`None` for `schema`, which is not a task). Flag
+    /// values are checked as the task file's fields are, and errors name the same fields.
+    pub fn to_task(&self) -> Option<Result<RawTask, Error>> {
         let Command::Dataset(cmd) = self else {
             return None;
         };
-        let (operation, target) = match cmd {
-            DatasetCommand::Refresh(a) => ("dataset.refresh", &a.target),
-            DatasetCommand::Cancel(a) => ("dataset.cancel", &a.target),
-            DatasetCommand::Status(a) => ("dataset.status", &a.target),
-        };
-        let mut task = Map::new();
-        task.insert("operation".into(), json!(operation));
-        task.insert("workspace".into(), json!(target.workspace));
-        task.insert("dataset".into(), json!(target.dataset));
-        put(&mut task, "profile", &target.profile);
-        match cmd {
-            DatasetCommand::Refresh(a) => refresh_fields(&mut task, a),
-            DatasetCommand::Cancel(a) => put(&mut task, "requestId", &a.request_id),
-            DatasetCommand::Status(a) => put(&mut task, "maxAge", &a.max_age),
-        }
-        Some(Value::Object(task))
+        Some(match cmd {
+            DatasetCommand::Refresh(a) => refresh(a).map(RawTask::DatasetRefresh),
+            DatasetCommand::Cancel(a) => target(&a.target).and_then(|(profile, w, d)| {
+                Ok(RawTask::DatasetCancel(RawDatasetCancel {
+                    profile,
+                    workspace: w,
+                    dataset: d,
+                    request_id: opt(&a.request_id, |t| Name::parse("requestId", t))?,
+                }))
+            }),
+            DatasetCommand::Status(a) => target(&a.target).and_then(|(profile, w, d)| {
+                Ok(RawTask::DatasetStatus(RawDatasetStatus {
+                    profile,
+                    workspace: w,
+                    dataset: d,
+                    max_age: opt(&a.max_age, |t| Dur::parse("maxAge", t))?,
+                }))
+            }),
+        })
     }
 }
 
-fn refresh_fields(task: &mut Map<String, Value>, a: &RefreshArgs) {
-    if a.no_wait {
-        task.insert("wait".into(), json!(false));
-    }
-    put(task, "timeout", &a.timeout);
-    put(task, "ifRunning", &a.if_running);
-    put(task, "onTimeout", &a.on_timeout);
-    put(task, "notifyOption", &a.notify_option);
-    let mut poll = Map::new();
-    put(&mut poll, "min", &a.poll_min);
-    put(&mut poll, "max", &a.poll_max);
-    if !poll.is_empty() {
-        task.insert("poll".into(), Value::Object(poll));
-    }
-    let mut refresh = Map::new();
-    put(&mut refresh, "type", &a.kind);
-    put(&mut refresh, "commitMode", &a.commit_mode);
-    put(&mut refresh, "maxParallelism", &a.max_parallelism);
-    put(&mut refresh, "retryCount", &a.retry_count);
-    put(&mut refresh, "applyRefreshPolicy", &a.apply_refresh_policy);
-    put(&mut refresh, "effectiveDate", &a.effective_date);
-    put(&mut refresh, "timeout", &a.refresh_timeout);
-    if !a.table.is_empty() {
-        let objects: Vec<Value> = a
-            .table
-            .iter()
-            .map(|t| match t.split_once(':') {
-                Some((table, partition)) => json!({"table": table, "partition": partition}),
-                None => json!({"table": t}),
+fn opt<T>(
+    value: &Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    value.as_deref().map(parse).transpose()
+}
+
+fn target(t: &TargetArgs) -> Result<(Option<Profile>, Name, Name), Error> {
+    Ok((
+        opt(&t.profile, |p| Profile::parse("profile", p))?,
+        Name::parse("workspace", &t.workspace)?,
+        Name::parse("dataset", &t.dataset)?,
+    ))
+}
+
+fn refresh(a: &RefreshArgs) -> Result<RawDatasetRefresh, Error> {
+    let (profile, workspace, dataset) = target(&a.target)?;
+    let poll = RawPoll {
+        min: opt(&a.poll_min, |t| Dur::parse("poll.min", t))?,
+        max: opt(&a.poll_max, |t| Dur::parse("poll.max", t))?,
+    };
+    let objects = a
+        .table
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (table, partition) = match t.split_once(':') {
+                Some((table, partition)) => (table, Some(partition.to_string())),
+                None => (t.as_str(), None),
+            };
+            Ok(RawObject {
+                table: Name::parse(&format!("refresh.objects[{i}].table"), table)?,
+                partition,
             })
-            .collect();
-        refresh.insert("objects".into(), Value::Array(objects));
-    }
-    if !refresh.is_empty() {
-        task.insert("refresh".into(), Value::Object(refresh));
-    }
-}
-
-fn put<T: serde::Serialize>(map: &mut Map<String, Value>, key: &str, value: &Option<T>) {
-    if let Some(v) = value {
-        map.insert(key.into(), json!(v));
-    }
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let enhanced = RawRefresh {
+        kind: opt(&a.kind, |t| RefreshType::parse("refresh.type", t))?,
+        commit_mode: opt(&a.commit_mode, |t| {
+            CommitMode::parse("refresh.commitMode", t)
+        })?,
+        max_parallelism: a.max_parallelism,
+        retry_count: a.retry_count,
+        objects: (!objects.is_empty()).then_some(objects),
+        apply_refresh_policy: a.apply_refresh_policy,
+        effective_date: a.effective_date.clone(),
+        timeout: opt(&a.refresh_timeout, |t| {
+            ServiceTimeout::parse(&serde_json::Value::String(t.to_string()))
+                .map_err(|(message, help)| Error::task("refresh.timeout", message, help))
+        })?,
+    };
+    let given = serde_json::to_value(&enhanced)
+        .ok()
+        .and_then(|v| v.as_object().map(|m| m.values().any(|v| !v.is_null())))
+        .unwrap_or(false);
+    Ok(RawDatasetRefresh {
+        profile,
+        workspace: Some(workspace),
+        dataset: Some(dataset),
+        wait: a.no_wait.then_some(false),
+        timeout: opt(&a.timeout, |t| Dur::parse("timeout", t))?,
+        if_running: opt(&a.if_running, |t| IfRunning::parse("ifRunning", t))?,
+        on_timeout: opt(&a.on_timeout, |t| OnTimeout::parse("onTimeout", t))?,
+        poll: (poll.min.is_some() || poll.max.is_some()).then_some(poll),
+        notify_option: opt(&a.notify_option, |t| NotifyOption::parse("notifyOption", t))?,
+        refresh: given.then_some(enhanced),
+        ..RawDatasetRefresh::default()
+    })
 }
 
 #[cfg(test)]
@@ -211,7 +248,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refresh_flags_become_the_task_json() {
+    fn refresh_flags_become_the_raw_task() {
         let cli = Cli::try_parse_from([
             "pbiops",
             "dataset",
@@ -229,12 +266,75 @@ mod tests {
             "--no-wait",
         ])
         .expect("parses");
-        let task = cli.command.expect("command").to_task().expect("a task");
+        let task = cli
+            .command
+            .expect("command")
+            .to_task()
+            .expect("a task")
+            .expect("valid flags");
+        let same = RawTask::parse(
+            r#"{"operation":"dataset.refresh","workspace":"Sales","dataset":"Sales Model","wait":false,
+                "refresh":{"type":"Full","objects":[{"table":"Sales"},{"table":"Orders","partition":"2026"}]}}"#,
+        )
+        .expect("valid json");
+        assert_eq!(task.to_json(), same.to_json());
         assert_eq!(
-            task,
-            json!({"operation":"dataset.refresh","workspace":"Sales","dataset":"Sales Model","wait":false,
-                   "refresh":{"type":"Full","objects":[{"table":"Sales"},{"table":"Orders","partition":"2026"}]}})
+            task.validate().expect("valid"),
+            same.validate().expect("valid")
         );
+    }
+
+    #[test]
+    fn the_operation_log_gets_the_task_as_json() {
+        let cli = Cli::try_parse_from([
+            "pbiops",
+            "dataset",
+            "refresh",
+            "--workspace",
+            "Sales",
+            "--dataset",
+            "Sales Model",
+            "--timeout",
+            "7200",
+            "--poll-min",
+            "0.5",
+            "--if-running",
+            "SKIP",
+        ])
+        .expect("parses");
+        let task = cli
+            .command
+            .expect("command")
+            .to_task()
+            .expect("a task")
+            .expect("valid");
+        assert_eq!(
+            task.to_json(),
+            r#"{"dataset":"Sales Model","ifRunning":"skip","operation":"dataset.refresh","poll":{"min":"PT0.5S"},"timeout":"PT2H","workspace":"Sales"}"#
+        );
+    }
+
+    #[test]
+    fn bad_flags_name_the_task_field() {
+        let cli = Cli::try_parse_from([
+            "pbiops",
+            "dataset",
+            "refresh",
+            "--workspace",
+            "w",
+            "--dataset",
+            "d",
+            "--if-running",
+            "queue",
+        ])
+        .expect("parses");
+        let err = cli
+            .command
+            .expect("command")
+            .to_task()
+            .expect("a task")
+            .expect_err("bad");
+        assert!(err.to_string().contains("`ifRunning`"), "{err}");
     }
 
     #[test]

@@ -9,8 +9,15 @@ use serde_json::Value;
 
 use crate::error::Error;
 
-const HELP: &str =
-    "write an ISO-8601 duration such as \"PT2H\" or \"PT30S\", or a number of seconds";
+/// The longest duration any task field or setting takes: a year. Longer values are typos, and
+/// unbounded ones would overflow the clock arithmetic of a wait.
+pub const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The hint of every duration error.
+pub const HELP: &str = "write an ISO-8601 duration such as \"PT2H\" or \"PT30S\", or a number of seconds (at most a year, P366D)";
+
+/// What a number outside `0..=MAX` seconds is.
+pub const OUT_OF_RANGE: &str = "not a number of seconds between 0 and a year";
 
 /// Parses the duration in `value`, naming `field` in the error.
 pub fn parse(field: &str, value: &Value) -> Result<Duration, Error> {
@@ -18,13 +25,20 @@ pub fn parse(field: &str, value: &Value) -> Result<Duration, Error> {
         Value::Number(n) => n.as_f64().and_then(seconds).ok_or_else(|| {
             Error::task(
                 field,
-                format!("`{n}` is not a non-negative number of seconds"),
+                format!(
+                    "`{}` is {OUT_OF_RANGE}",
+                    n.as_f64().map_or(n.to_string(), show)
+                ),
                 HELP,
             )
         }),
-        Value::String(s) => {
-            parse_str(s).ok_or_else(|| Error::task(field, format!("`{s}` is not a duration"), HELP))
-        }
+        Value::String(s) => parse_str(s).ok_or_else(|| {
+            Error::task(
+                field,
+                format!("`{s}` is not a duration (or is out of range)"),
+                HELP,
+            )
+        }),
         _ => Err(Error::task(
             field,
             "expected a duration string or a number of seconds",
@@ -33,7 +47,7 @@ pub fn parse(field: &str, value: &Value) -> Result<Duration, Error> {
     }
 }
 
-/// Parses `PT…` ISO-8601 durations and plain seconds.
+/// Parses `PT…` ISO-8601 durations and plain seconds, up to [`MAX`]; never panics.
 pub fn parse_str(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
@@ -51,11 +65,22 @@ pub fn parse_str(text: &str) -> Option<Duration> {
             .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
             .ok()?,
     };
-    Duration::try_from(signed).ok()
+    Duration::try_from(signed).ok().filter(|d| *d <= MAX)
 }
 
-fn seconds(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+/// A number as people write it: `1e30`, not thirty-one digits.
+pub fn show(n: f64) -> String {
+    if n.abs() >= 1e15 {
+        format!("{n:e}")
+    } else {
+        n.to_string()
+    }
+}
+
+/// A number of seconds as a duration, when it is finite and within `0..=MAX`.
+pub fn seconds(secs: f64) -> Option<Duration> {
+    let ok = secs.is_finite() && secs >= 0.0 && secs <= MAX.as_secs_f64();
+    ok.then(|| Duration::try_from_secs_f64(secs).ok()).flatten()
 }
 
 /// Formats a duration as the service's `hh:mm:ss` (used by the enhanced refresh `timeout`).
@@ -103,6 +128,14 @@ mod tests {
             json!(true),
             json!("PTXS"),
             json!(""),
+            json!(1e30),
+            json!("1e30"),
+            json!(u64::MAX),
+            json!("NaN"),
+            json!("inf"),
+            json!("-0.5"),
+            json!("P400D"),
+            json!("PT99999999999999999H"),
         ] {
             let err = parse("poll.min", &bad).expect_err("must fail");
             assert!(err.to_string().contains("`poll.min`"), "{err}");

@@ -1,38 +1,40 @@
 //! The task contract: where the one task of a run comes from, and its validated form.
 //!
-//! Two stages, as the README's task contract describes: [`raw`] reads JSON strictly (from the
-//! CLI, a file, stdin or `PBIOPS_TASK`), then [`validate`] turns it into a [`Task`] with every
-//! default resolved and every rule checked, so that no request is ever sent for a bad task.
+//! Two stages, as the README's task contract describes: a task (from the CLI, a file, stdin or
+//! `PBIOPS_TASK`) is read strictly into its operation's raw type ([`RawTask`], one per
+//! [`Operation`], unknown fields refused), then each raw type's `validate` turns it into a
+//! [`Task`] with every default resolved and every rule checked, so that no request is ever sent
+//! for a bad task. `pbiops schema` is generated from the raw types.
+//!
+//! - [`json`]: text → JSON, strictly (size, duplicate keys, control characters, secrets);
+//! - [`operation`]: the operations and their raw types, and the schema;
+//! - [`fields`] and [`words`]: names, durations, counts and the closed lists of words, checked as
+//!   they are read;
+//! - [`wait`], [`dataset`], [`dataflow`], [`fleet`], [`items`], [`admin`]: each operation's fields
+//!   and rules;
+//! - [`cli`] and [`source`]: the command line and the task's sources.
 
+pub mod admin;
 pub mod cli;
+pub mod dataflow;
+pub mod dataset;
 pub mod duration;
-pub mod raw;
+pub mod fields;
+pub mod fleet;
+pub mod items;
+pub mod json;
+pub mod operation;
 pub mod source;
-mod validate;
-mod validate_admin;
-mod validate_items;
+pub mod wait;
+pub mod words;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use source::load_with_json;
-pub use validate::validate;
-
-/// The names of the operations this build performs.
-pub const OPERATIONS: &[&str] = &[
-    "dataset.refresh",
-    "dataset.cancel",
-    "dataset.status",
-    "token.get",
-    "token.refresh",
-    "credentials.check",
-    "history",
-    "dataflow.refresh",
-    "flow.trigger",
-    "report.refresh",
-    "inventory",
-];
+pub use operation::{Operation, RawTask};
+pub use source::{check_output_file, load_with_json};
 
 /// One validated task.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,22 +66,34 @@ pub enum Task {
 }
 
 impl Task {
+    /// Where the operation writes its JSON file, when it writes one.
+    pub fn output_file(&self) -> Option<&Path> {
+        match self {
+            Task::Fleet(t) => Some(&t.output_file),
+            Task::DataflowRefresh(t) => t.downstream.map(|_| t.output_file.as_path()),
+            Task::History(t) => Some(&t.output_file),
+            Task::Inventory(t) => Some(&t.output_file),
+            _ => None,
+        }
+    }
+
     /// The operation's name as written in tasks and outputs.
     pub fn operation(&self) -> &'static str {
-        match self {
-            Task::DatasetRefresh(_) => "dataset.refresh",
-            Task::Fleet(t) => t.operation,
-            Task::DatasetCancel(_) => "dataset.cancel",
-            Task::DatasetStatus(_) => "dataset.status",
-            Task::TokenGet(_) => "token.get",
-            Task::TokenRefresh(_) => "token.refresh",
-            Task::CredentialsCheck(_) => "credentials.check",
-            Task::History(_) => "history",
-            Task::DataflowRefresh(_) => "dataflow.refresh",
-            Task::FlowTrigger(_) => "flow.trigger",
-            Task::ReportRefresh(_) => "report.refresh",
-            Task::Inventory(_) => "inventory",
-        }
+        let operation = match self {
+            Task::DatasetRefresh(_) => Operation::DatasetRefresh,
+            Task::Fleet(t) => return t.operation,
+            Task::DatasetCancel(_) => Operation::DatasetCancel,
+            Task::DatasetStatus(_) => Operation::DatasetStatus,
+            Task::TokenGet(_) => Operation::TokenGet,
+            Task::TokenRefresh(_) => Operation::TokenRefresh,
+            Task::CredentialsCheck(_) => Operation::CredentialsCheck,
+            Task::History(_) => Operation::History,
+            Task::DataflowRefresh(_) => Operation::DataflowRefresh,
+            Task::FlowTrigger(_) => Operation::FlowTrigger,
+            Task::ReportRefresh(_) => Operation::ReportRefresh,
+            Task::Inventory(_) => Operation::Inventory,
+        };
+        operation.as_str()
     }
 
     /// The one profile whose credentials the task uses; `None` for tasks over many profiles.
@@ -399,4 +413,24 @@ pub enum ItemRefresh {
     Model(RefreshTask),
     /// A Gen1 or Gen2 dataflow.
     Dataflow(DataflowRefresh),
+}
+
+/// Reads and validates task JSON text, for unit tests.
+#[cfg(test)]
+pub(crate) fn parse_task(text: &str) -> Result<Task, crate::error::Error> {
+    RawTask::parse(text)?.validate()
+}
+
+/// Asserts that each task is refused with exit 2, naming its field, with a hint.
+#[cfg(test)]
+pub(crate) fn assert_refused(cases: &[(&str, &str)]) {
+    for (json, field) in cases {
+        let err = parse_task(json).expect_err(json);
+        assert!(
+            err.to_string().contains(&format!("`{field}`")),
+            "{json}: {err}"
+        );
+        assert_eq!(err.exit_code().code(), 2, "{json}");
+        assert!(err.hint().is_some(), "{json}: {err}");
+    }
 }

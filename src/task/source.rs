@@ -5,20 +5,22 @@
 //! no byte arrives within [`STDIN_FIRST_BYTE`], the run stops with exit 2 and a hint.
 
 use std::io::{IsTerminal, Read};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{Task, raw, validate};
+use super::json::{self, MAX_TASK_BYTES};
+use super::{RawTask, Task};
 use crate::error::Error;
 
 /// How long stdin may stay silent before the run gives up on it.
 pub const STDIN_FIRST_BYTE: Duration = Duration::from_secs(2);
 
 /// The task's origin, for logs and errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Source {
     /// Built from CLI arguments.
-    Cli(serde_json::Value),
+    Cli(Box<RawTask>),
     /// Read from a file.
     File(std::path::PathBuf),
     /// The `PBIOPS_TASK` environment variable.
@@ -29,7 +31,7 @@ pub enum Source {
 
 /// Picks the one source of the task; two sources are an error, since one would be ignored.
 pub fn pick(
-    cli: Option<serde_json::Value>,
+    cli: Option<Result<RawTask, Error>>,
     file: Option<std::path::PathBuf>,
     env_task: Option<String>,
 ) -> Result<Source, Error> {
@@ -49,7 +51,7 @@ pub fn pick(
         ));
     }
     Ok(match (cli, file, env_task) {
-        (Some(v), _, _) => Source::Cli(v),
+        (Some(raw), _, _) => Source::Cli(Box::new(raw?)),
         (_, Some(f), _) => Source::File(f),
         (_, _, Some(t)) => Source::Env(t),
         _ => Source::Stdin,
@@ -57,25 +59,87 @@ pub fn pick(
 }
 
 /// Reads and validates the task, also returning it as compact JSON for the operation log
-/// (a task never holds a secret: [`raw`] refuses them).
+/// (a task never holds a secret: [`json`] refuses them).
 pub fn load_with_json(source: Source) -> Result<(Task, String), Error> {
     let text = match source {
-        Source::Cli(value) => value.to_string(),
-        Source::File(path) => std::fs::read_to_string(&path).map_err(|e| {
-            Error::task(
-                "--task-file",
-                format!("cannot read {}: {e}", path.display()),
-                "pass the path of a JSON task file (in Kestra, an inputFiles entry)",
-            )
-        })?,
+        Source::Cli(raw) => {
+            // The same checks as a task file's: size, secrets, control characters.
+            let compact = raw.to_json();
+            json::parse(&compact)?;
+            return Ok((raw.validate()?, compact));
+        }
+        Source::File(path) => read_file(&path)?,
         Source::Env(text) => text,
         Source::Stdin => read_stdin(STDIN_FIRST_BYTE)?,
     };
-    let raw = raw::parse(&text)?;
-    let compact = serde_json::from_str::<serde_json::Value>(&text)
-        .map(|v| v.to_string())
-        .unwrap_or(text);
-    Ok((validate(raw)?, compact))
+    let value = json::parse(&text)?;
+    let compact = value.to_string();
+    Ok((RawTask::from_value(value)?.validate()?, compact))
+}
+
+fn read_file(path: &Path) -> Result<String, Error> {
+    let fail = |e: std::io::Error| {
+        Error::task(
+            "--task-file",
+            format!("cannot read {}: {e}", path.display()),
+            "pass the path of a JSON task file (in Kestra, an inputFiles entry)",
+        )
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TASK_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(fail)?;
+    json::size(bytes.len())?;
+    String::from_utf8(bytes).map_err(|_| {
+        Error::task(
+            "--task-file",
+            format!("{} is not UTF-8 text", path.display()),
+            "save the task as UTF-8 JSON",
+        )
+    })
+}
+
+/// Refuses a task whose `outputFile` could not be written, before any request is sent: its
+/// directory must exist and accept a new file.
+pub fn check_output_file(task: &Task) -> Result<(), Error> {
+    let Some(path) = task.output_file() else {
+        return Ok(());
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let refuse = |message: String| {
+        Error::task(
+            "outputFile",
+            message,
+            "give a path in a writable directory (in Kestra, the task's working directory: a bare file name)",
+        )
+    };
+    if path.is_dir() {
+        return Err(refuse(format!("`{}` is a directory", path.display())));
+    }
+    if !dir.is_dir() {
+        return Err(refuse(format!(
+            "the directory of `{}` does not exist",
+            path.display()
+        )));
+    }
+    let probe = dir.join(format!(".pbiops-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(refuse(format!(
+            "cannot write in the directory of `{}`: {e}",
+            path.display()
+        ))),
+    }
 }
 
 const NO_TASK_HELP: &str = "pass a task: `pbiops dataset refresh --workspace … --dataset …`, \
@@ -99,11 +163,14 @@ fn read_stdin(first_byte: Duration) -> Result<String, Error> {
             }
         };
         let mut rest = Vec::new();
-        let result = stdin.read_to_end(&mut rest).map(|_| {
-            let mut all = first[..n].to_vec();
-            all.extend(rest);
-            all
-        });
+        let result = (&mut stdin)
+            .take(MAX_TASK_BYTES as u64)
+            .read_to_end(&mut rest)
+            .map(|_| {
+                let mut all = first[..n].to_vec();
+                all.extend(rest);
+                all
+            });
         let _ = tx.send(result);
     });
     let bytes = match rx.recv_timeout(first_byte) {
@@ -123,6 +190,7 @@ fn read_stdin(first_byte: Duration) -> Result<String, Error> {
             ));
         }
     };
+    json::size(bytes.len())?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::task("(task)", "stdin is not UTF-8 text", NO_TASK_HELP))?;
     if text.trim().is_empty() {
@@ -137,12 +205,69 @@ mod tests {
 
     #[test]
     fn exactly_one_source_is_accepted() {
-        assert_eq!(pick(None, None, None).ok(), Some(Source::Stdin));
-        assert_eq!(
-            pick(None, None, Some("{}".into())).ok(),
-            Some(Source::Env("{}".into()))
-        );
-        let err = pick(Some(serde_json::json!({})), None, Some("{}".into())).expect_err("two");
+        assert!(matches!(pick(None, None, None), Ok(Source::Stdin)));
+        assert!(matches!(
+            pick(None, None, Some("{}".into())),
+            Ok(Source::Env(t)) if t == "{}"
+        ));
+        let cli = RawTask::parse(r#"{"operation":"token.get"}"#);
+        let err = pick(Some(cli), None, Some("{}".into())).expect_err("two");
         assert!(err.to_string().contains("CLI arguments and PBIOPS_TASK"));
+    }
+
+    #[test]
+    fn cli_values_get_the_checks_of_a_task_file() {
+        use clap::Parser;
+        for (flag, value) in [
+            ("--workspace", "eyJhbGciOi.CANARYpayload.sig"),
+            ("--table", "Sales:p\u{1}"),
+            ("--effective-date", "https://x/?sig=abc"),
+        ] {
+            let mut args = vec![
+                "pbiops",
+                "dataset",
+                "refresh",
+                "--workspace",
+                "w",
+                "--dataset",
+                "d",
+            ];
+            if flag == "--workspace" {
+                args[4] = value;
+            } else {
+                args.extend([flag, value]);
+            }
+            let cli = super::super::cli::Cli::try_parse_from(args).expect("parses");
+            let raw = cli.command.expect("command").to_task().expect("a task");
+            let err = pick(Some(raw), None, None)
+                .and_then(load_with_json)
+                .expect_err(value);
+            assert_eq!(err.exit_code().code(), 2, "{err}");
+            assert!(!err.to_string().contains("CANARY"), "{err}");
+        }
+    }
+
+    fn fleet_writing_to(path: &str) -> Task {
+        let text = format!(
+            r#"{{"operation":"dataset.refresh","targets":[{{"workspace":"w","dataset":"d"}}],"outputFile":"{path}"}}"#
+        );
+        RawTask::parse(&text)
+            .and_then(RawTask::validate)
+            .expect("valid")
+    }
+
+    #[test]
+    fn an_output_file_that_cannot_be_written_is_refused() {
+        let dir = std::env::temp_dir();
+        let ok = dir.join("targets.json");
+        assert!(check_output_file(&fleet_writing_to(&ok.display().to_string())).is_ok());
+        for bad in [
+            "/nonexistent-pbiops-dir/targets.json",
+            "/proc/targets.json",
+            "/",
+        ] {
+            let err = check_output_file(&fleet_writing_to(bad)).expect_err(bad);
+            assert!(err.to_string().contains("`outputFile`"), "{err}");
+        }
     }
 }

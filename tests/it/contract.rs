@@ -15,6 +15,25 @@ fn with(field: &str, value: Value) -> Value {
     task
 }
 
+const MIB: usize = 1 << 20;
+
+fn dataflow(name: &str) -> Value {
+    json!({"workspace": "Sales", "dataflow": name})
+}
+
+fn model_after(name: &str, keys: &[&str]) -> Value {
+    json!({"workspace": "Sales", "dataset": name, "dependsOn": keys})
+}
+
+/// A `dataflow.refresh` fleet of `targets`, with the task-level fields of `rest`.
+fn fleet(targets: Value, rest: Value) -> Value {
+    let mut task = json!({"operation": "dataflow.refresh", "targets": targets});
+    for (k, v) in rest.as_object().into_iter().flatten() {
+        task[k] = v.clone();
+    }
+    task
+}
+
 /// (task JSON text, the field the error must name)
 fn malformed() -> Vec<(String, &'static str)> {
     let t = |v: Value| v.to_string();
@@ -81,6 +100,58 @@ fn malformed() -> Vec<(String, &'static str)> {
             "workspace",
         ),
         (t(with("profile", json!("sales-eu"))), "profile"),
+        // Hostile input: no panic, no request, the field named.
+        (t(with("timeout", json!(1e30))), "timeout"),
+        (t(with("timeout", json!("1e30"))), "timeout"),
+        (t(with("grace", json!(u64::MAX))), "grace"),
+        (t(with("poll", json!({"max": "NaN"}))), "poll.max"),
+        (
+            r#"{"operation":"dataset.refresh","workspace":"Sales","workspace":"Sales","dataset":"x"}"#
+                .into(),
+            "workspace",
+        ),
+        (t(with("workspace", json!("Sa\u{0}les"))), "workspace"),
+        (t(with("dataset", json!("Sales\r\nModel"))), "dataset"),
+        (t(with("workspace", json!("x".repeat(1_000_000)))), "workspace"),
+        (
+            t(with("dataset", json!("x".repeat(MIB + 1)))),
+            "(task)",
+        ),
+        (
+            t(fleet(json!([dataflow("Staging")]), json!({"outputFile": "/nonexistent-dir/targets.json"}))),
+            "outputFile",
+        ),
+        // Fleets of any item: the dependency graph is checked before anything is sent.
+        (
+            t(fleet(json!([dataflow("Staging"), model_after("Sales Model", &["Sales/Ghost"])]), json!({}))),
+            "targets[1].dependsOn[0]",
+        ),
+        (
+            t(fleet(json!([dataflow("Staging"), model_after("Sales Model", &["Sales/Sales Model"])]), json!({}))),
+            "targets[1].dependsOn[0]",
+        ),
+        (
+            t(fleet(json!([dataflow("Staging"), dataflow("Staging")]), json!({}))),
+            "targets[1]",
+        ),
+        (
+            t(fleet(
+                json!([
+                    {"workspace": "Sales", "dataflow": "Staging", "dependsOn": ["Sales/Sales Model"]},
+                    model_after("Sales Model", &["Sales/Staging"])
+                ]),
+                json!({}),
+            )),
+            "targets[1].dependsOn",
+        ),
+        (
+            t(fleet(json!([{"workspace": "Sales", "dataflow": "Staging", "refresh": {"type": "Full"}}]), json!({}))),
+            "targets[0].refresh",
+        ),
+        (
+            t(fleet(json!([dataflow("Staging")]), json!({"then": "downstream"}))),
+            "then",
+        ),
         (t(with("maxAge", json!("PT1H"))), "maxAge"),
         (
             t(
@@ -288,8 +359,38 @@ async fn text_format_writes_error_and_help_lines_to_stderr() {
     assert_eq!(
         lines,
         vec![
-            "error: invalid task: `ifRunning`: unknown value",
+            "error: invalid task: `ifRunning`: `queue` is not allowed",
             "help: one of: attach, skip, fail"
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_cycle_between_targets_is_named_in_full_and_nothing_is_sent() {
+    let emu = emulator(scenario()).await;
+    let task = fleet(
+        json!([
+            {"workspace": "Sales", "dataflow": "Staging", "id": "staging", "dependsOn": ["model"]},
+            {"workspace": "Sales", "dataflow": "Gen2 Flow", "id": "gen2", "generation": 2, "dependsOn": ["staging"]},
+            {"workspace": "Sales", "dataset": "Sales Model", "id": "model", "dependsOn": ["gen2"]}
+        ]),
+        json!({}),
+    );
+    let run = run(Input::Stdin(task.to_string()), &env(&emu)).await;
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let errors: Vec<&String> = run
+        .logs
+        .iter()
+        .filter(|(level, _)| level == "ERROR")
+        .map(|(_, message)| message)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "error: invalid task: `targets[1].dependsOn`: forms a cycle: staging → model → gen2 → staging\n\
+             help: each target in the cycle waits for the next; remove one of these dependsOn entries"
+        ]
+    );
+    assert_eq!(run.outputs().operation.as_deref(), None);
+    assert!(requests(&emu).await.is_empty(), "nothing was sent");
 }
