@@ -101,6 +101,32 @@ enum Step {
     Cut,
 }
 
+/// Largest `padBytes` (1 GiB).
+pub(crate) const MAX_PAD: u64 = 1 << 30;
+
+/// The real JSON object answer with a `"padding"` string of `bytes` bytes before its other
+/// fields; any other answer unchanged.
+pub(crate) async fn pad(response: Response, bytes: u64) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(real) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    if real.first() != Some(&b'{') {
+        return Response::from_parts(parts, Body::from(real));
+    }
+    let size = usize::try_from(bytes).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(real.len() + size + 16);
+    out.extend_from_slice(b"{\"padding\":\"");
+    out.resize(out.len() + size, b'x');
+    out.push(b'"');
+    if real.len() > 2 {
+        out.push(b',');
+    }
+    out.extend_from_slice(&real[1..]);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(out))
+}
+
 /// The answer that replaces the handler's for `Empty`, `Html` and `MalformedJson`.
 pub(crate) fn replacement(answer: Answer, status: StatusCode) -> Response {
     let (content_type, body) = match answer {

@@ -48,6 +48,13 @@ pub(crate) struct FaultSpec {
     /// What the call started is missing from list reads for this many emulator seconds.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub hidden_seconds: f64,
+    /// The real JSON answer grows a `"padding"` string of this many bytes (a huge answer).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub pad_bytes: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Routes whose call starts something a later list read shows (and a lag can hide).
@@ -89,8 +96,17 @@ impl FaultSpec {
         if self.status.is_none() && self.apply_then_fail && !replaces {
             return Err("applyThenFail: needs a status or an answer to fail with".to_owned());
         }
-        if self.status.is_none() && self.delay_ms == 0 && self.answer.is_none() {
-            return Err("status: a fault needs a status, an answer or a delayMs".to_owned());
+        if self.status.is_none() && self.delay_ms == 0 && self.answer.is_none() && self.pad_bytes == 0
+        {
+            return Err(
+                "status: a fault needs a status, an answer, a padBytes or a delayMs".to_owned(),
+            );
+        }
+        if self.pad_bytes > answers::MAX_PAD {
+            return Err(format!("padBytes: at most {}", answers::MAX_PAD));
+        }
+        if self.pad_bytes > 0 && (self.status.is_some() || self.answer.is_some()) {
+            return Err("padBytes: pads the real answer, without a status or an answer".to_owned());
         }
         if self.answer == Some(Answer::SlowBody) && self.delay_ms == 0 {
             return Err("delayMs: a slowBody answer stalls its body for delayMs".to_owned());
@@ -237,6 +253,10 @@ pub(crate) async fn middleware(
                         }
                         (None, _) => fault_response(&state, &spec, call.3),
                     }
+                }
+                (None, Some(spec)) if spec.pad_bytes > 0 => {
+                    let real = run_lagging(&state, &spec, call.3, next, request).await;
+                    answers::pad(real, spec.pad_bytes).await
                 }
                 _ => next.run(request).await,
             };
