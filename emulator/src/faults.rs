@@ -96,7 +96,10 @@ impl FaultSpec {
         if self.status.is_none() && self.apply_then_fail && !replaces {
             return Err("applyThenFail: needs a status or an answer to fail with".to_owned());
         }
-        if self.status.is_none() && self.delay_ms == 0 && self.answer.is_none() && self.pad_bytes == 0
+        if self.status.is_none()
+            && self.delay_ms == 0
+            && self.answer.is_none()
+            && self.pad_bytes == 0
         {
             return Err(
                 "status: a fault needs a status, an answer, a padBytes or a delayMs".to_owned(),

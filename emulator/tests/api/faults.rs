@@ -576,12 +576,17 @@ async fn real_gen2_pacing_retry_after_60_a_countdown_and_a_status_lag() {
 async fn a_padded_answer_is_the_real_json_grown_by_a_padding_string() {
     let emu = Emu::demo().await;
     let token = emu.token().await;
-    emu.fault(json!({"route": "groups", "padBytes": 100000})).await;
+    emu.fault(json!({"route": "groups", "padBytes": 100000}))
+        .await;
     let big = emu.get("/v1.0/myorg/groups", Some(&token)).await.json();
     assert_eq!(big["padding"].as_str().unwrap().len(), 100_000);
     assert_eq!(big["value"].as_array().unwrap().len(), 3);
     let bad = emu
-        .post("/_emulator/faults", None, Some(json!({"route": "groups", "padBytes": 10, "status": 500})))
+        .post(
+            "/_emulator/faults",
+            None,
+            Some(json!({"route": "groups", "padBytes": 10, "status": 500})),
+        )
         .await;
     assert!(bad.body.contains("padBytes"), "{}", bad.body);
 }
