@@ -51,6 +51,9 @@ pub(crate) struct FaultSpec {
     /// The real JSON answer grows a `"padding"` string of this many bytes (a huge answer).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub pad_bytes: u64,
+    /// The default error body quotes the caller's bearer token (a service echoing a credential).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echo_token: bool,
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -104,6 +107,9 @@ impl FaultSpec {
             return Err(
                 "status: a fault needs a status, an answer, a padBytes or a delayMs".to_owned(),
             );
+        }
+        if self.echo_token && (self.status.is_none() || self.body.is_some()) {
+            return Err("echoToken: quotes the token in the default body of a status".to_owned());
         }
         if self.pad_bytes > answers::MAX_PAD {
             return Err(format!("padBytes: at most {}", answers::MAX_PAD));
@@ -212,6 +218,7 @@ pub(crate) async fn middleware(
                     tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
                 }
             }
+            let token = bearer(&parts.headers).map(str::to_owned);
             let request = Request::from_parts(parts, Body::from(bytes));
             let response = match (limited, fault) {
                 (Some(refused), _) => {
@@ -254,7 +261,7 @@ pub(crate) async fn middleware(
                                 .unwrap_or(StatusCode::OK);
                             answers::replacement(answer, status)
                         }
-                        (None, _) => fault_response(&state, &spec, call.3),
+                        (None, _) => fault_response(&state, &spec, call.3, token.as_deref()),
                     }
                 }
                 (None, Some(spec)) if spec.pad_bytes > 0 => {
@@ -441,11 +448,20 @@ fn take_fault(faults: &mut Vec<Fault>, route: &str) -> Option<FaultSpec> {
 }
 
 /// The answer a fault gives instead of (or after) the real one.
-fn fault_response(state: &AppState, spec: &FaultSpec, route: Option<&str>) -> Response {
+fn fault_response(
+    state: &AppState,
+    spec: &FaultSpec,
+    route: Option<&str>,
+    token: Option<&str>,
+) -> Response {
     let status = spec
         .status
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = match token.filter(|_| spec.echo_token) {
+        Some(token) => format!("The request with 'Authorization: Bearer {token}' was refused"),
+        None => default_message(spec, status),
+    };
     let mut response = match (&spec.body, route) {
         (Some(body), _) => wire::json_response(status, body),
         (None, Some("token" | "token.imds" | "token.appservice")) => {
@@ -453,9 +469,9 @@ fn fault_response(state: &AppState, spec: &FaultSpec, route: Option<&str>) -> Re
             entra::fault_error(status, now)
         }
         (None, Some(name)) if name.starts_with("fabric.") => {
-            crate::fabric::fabric_error(status, default_code(status), default_message(spec, status))
+            crate::fabric::fabric_error(status, default_code(status), message)
         }
-        (None, _) => wire::pbi_error(status, default_code(status), default_message(spec, status)),
+        (None, _) => wire::pbi_error(status, default_code(status), message),
     };
     if let Some(seconds) = spec.retry_after {
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {

@@ -8,6 +8,7 @@ mod auth;
 mod auth_methods;
 mod contract;
 mod dataflows;
+mod faults;
 mod fleet;
 mod refresh;
 mod single_flight;

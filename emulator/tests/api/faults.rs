@@ -590,3 +590,18 @@ async fn a_padded_answer_is_the_real_json_grown_by_a_padding_string() {
         .await;
     assert!(bad.body.contains("padBytes"), "{}", bad.body);
 }
+
+#[tokio::test]
+async fn an_error_can_echo_the_callers_token() {
+    let emu = Emu::demo().await;
+    let token = emu.token().await;
+    emu.fault(json!({"route": "groups", "status": 400, "echoToken": true}))
+        .await;
+    let echoed = emu.get("/v1.0/myorg/groups", Some(&token)).await;
+    assert_eq!(echoed.status, 400);
+    assert!(
+        echoed.body.contains(&format!("Bearer {token}")),
+        "{}",
+        echoed.body
+    );
+}
