@@ -51,15 +51,17 @@ pub(super) async fn read(resp: &mut reqwest::Response, cap: usize) -> Result<Str
 }
 
 /// Why a success answer cannot be the API's, if it cannot: an HTML page, a JSON body that does
-/// not parse, or no body where one is due (a GET, or a JSON content type).
-pub(super) fn unreadable(method: &Method, response: &Response) -> Option<String> {
+/// not parse, or no body where one is due (a read, or a token request). A trigger's or cancel's
+/// success may have no body whatever its content type (Power BI's refresh POST answers 202 with
+/// `Content-Length: 0`; a Gen1 refresh POST 200 with no body).
+pub(super) fn unreadable(method: &Method, endpoint: &str, response: &Response) -> Option<String> {
     let content_type = response
         .header(CONTENT_TYPE.as_str())
         .unwrap_or_default()
         .to_ascii_lowercase();
     let body = response.body.trim_start();
     if body.is_empty() {
-        let due = *method == Method::GET || content_type.contains("json");
+        let due = *method == Method::GET || endpoint.starts_with("token");
         return due.then(|| "the answer has an empty body".to_string());
     }
     if content_type.contains("html") || body.starts_with('<') {
@@ -114,19 +116,25 @@ mod tests {
     #[test]
     fn only_answers_no_api_gives_are_unreadable() {
         let json = "application/json; charset=utf-8";
-        assert!(unreadable(&Method::GET, &response(json, r#"{"value":[]}"#)).is_none());
-        assert!(unreadable(&Method::GET, &response(json, "")).is_some());
-        assert!(unreadable(&Method::GET, &response("", "")).is_some());
+        let (get, post) = (Method::GET, Method::POST);
+        assert!(unreadable(&get, "groups", &response(json, r#"{"value":[]}"#)).is_none());
+        assert!(unreadable(&get, "groups", &response(json, "")).is_some());
+        assert!(unreadable(&get, "groups", &response("", "")).is_some());
+        let trigger = "refresh.post";
         assert!(
-            unreadable(&Method::POST, &response("", "")).is_none(),
-            "a 202 has no body"
+            unreadable(&post, trigger, &response("", "")).is_none(),
+            "202, no body"
         );
-        assert!(unreadable(&Method::POST, &response(json, "")).is_some());
-        assert!(unreadable(&Method::GET, &response("text/html", "<html></html>")).is_some());
-        assert!(unreadable(&Method::POST, &response("", "<!DOCTYPE html>")).is_some());
-        let cut = unreadable(&Method::GET, &response(json, r#"{"value":[{"id":"#));
+        assert!(unreadable(&post, trigger, &response(json, "")).is_none());
+        assert!(unreadable(&post, "token", &response(json, "")).is_some());
+        let html = response("text/html", "<html></html>");
+        assert!(unreadable(&get, "groups", &html).is_some());
+        let page = response("", "<!DOCTYPE html>");
+        assert!(unreadable(&post, trigger, &page).is_some());
+        let cut = unreadable(&get, "groups", &response(json, r#"{"value":[{"id":"#));
         assert!(cut.is_some_and(|w| w.contains("not valid JSON")));
-        assert!(unreadable(&Method::POST, &response("text/plain", "accepted")).is_none());
+        let text = response("text/plain", "accepted");
+        assert!(unreadable(&post, trigger, &text).is_none());
     }
 
     #[test]

@@ -349,7 +349,7 @@ impl Http {
         };
         // A flow's answer is whatever its author made it; every other success is JSON or empty.
         if response.is_success() && endpoint != "flow.trigger" {
-            if let Some(why) = body::unreadable(&method, &response) {
+            if let Some(why) = body::unreadable(&method, endpoint, &response) {
                 return Err(Failure::Transport(format!("HTTP {status}: {why}")));
             }
         }
