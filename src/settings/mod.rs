@@ -735,4 +735,24 @@ mod tests {
             vec!["s3cret".to_string(), "dbpass".to_string()]
         );
     }
+
+    #[test]
+    fn huge_or_oversized_http_settings_are_refused_naming_the_variable() {
+        for (name, value) in [
+            ("PBIOPS_HTTP_TIMEOUT", "1e30"),
+            ("PBIOPS_HTTP_RETRY_BUDGET", "P400D"),
+            ("PBIOPS_HTTP_TIMEOUT", "-5"),
+            ("PBIOPS_HTTP_MAX_RESPONSE_MB", "5000"),
+            ("PBIOPS_HTTP_MAX_RESPONSE_MB", "0"),
+        ] {
+            let mut all = vars(&[(name, value)]);
+            all.push(("PBIOPS_ODBC".into(), "none".into()));
+            match Settings::from_vars(all) {
+                Err(Error::Settings { variable, .. }) => assert_eq!(variable, name, "{value}"),
+                other => panic!("{name}={value}: {other:?}"),
+            }
+        }
+        let s = settings(&[("PBIOPS_HTTP_TIMEOUT", "PT24H")]);
+        assert_eq!(s.http.timeout, Duration::from_secs(86_400));
+    }
 }
