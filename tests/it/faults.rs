@@ -261,26 +261,77 @@ async fn a_busy_answer_that_says_message_with_a_capital_is_still_busy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs engine fix: on a 403 from Power BI or Fabric with a cached token, drop the token and retry once, as on a 401 (src/powerbi/mod.rs `call`, src/fabric/mod.rs `send`)"]
 async fn an_expired_token_answered_403_is_renewed_mid_wait() {
-    let mut scenario = scenario();
-    scenario["quirks"] = json!({"expiredTokenStatus": 403});
-    let emu = emulator(scenario).await;
-    let env = env(&emu);
-    let task = refresh_task("Sales", "Slow Model");
-    let running = tokio::spawn(async move { run(Input::Env(task), &env).await });
-    until_requests(&emu, "a status read after the trigger", |log| {
-        let post = log.iter().position(|r| r["route"] == "refresh.post");
-        post.is_some_and(|p| log[p..].iter().any(|r| r["route"] == "refresh.history"))
-    })
-    .await;
-    control(&emu, "POST", "tokens/revoke", None).await;
-    let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
-        .as_str()
-        .expect("test value")
-        .to_owned();
-    control(&emu, "POST", &format!("refreshes/{id}/complete"), None).await;
-    let run = running.await.expect("test value");
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    assert_eq!(requests_to(&emu, "token").await.len(), 2, "one renewal");
+    let slow = [
+        (
+            "Slow Model",
+            "refresh.post",
+            "refresh.history",
+            "refreshes",
+            "requestId",
+        ),
+        (
+            "Slow Flow",
+            "dataflow.refresh",
+            "dataflow.transactions",
+            "transactions",
+            "id",
+        ),
+        (
+            "Slow Gen2",
+            "fabric.job.run",
+            "fabric.job.get",
+            "jobs",
+            "id",
+        ),
+    ];
+    for (kind, (item, trigger, status, list, id_field)) in
+        ["model", "gen1", "gen2"].into_iter().zip(slow)
+    {
+        let mut scenario = scenario();
+        scenario["quirks"] = json!({"expiredTokenStatus": 403});
+        let emu = emulator(scenario).await;
+        let env = env(&emu);
+        let mut task = kinds()[usize::from(kind != "model") + usize::from(kind == "gen2")]
+            .1
+            .clone();
+        let field = if kind == "model" {
+            "dataset"
+        } else {
+            "dataflow"
+        };
+        task[field] = json!(item);
+        let running = tokio::spawn(async move { run(Input::Env(task), &env).await });
+        until_requests(&emu, "a status read after the trigger", |log| {
+            let post = log.iter().position(|r| r["route"] == trigger);
+            post.is_some_and(|p| log[p..].iter().any(|r| r["route"] == status))
+        })
+        .await;
+        let tokens = requests_to(&emu, "token").await.len();
+        control(&emu, "POST", "tokens/revoke", None).await;
+        let started = match control(&emu, "GET", list, None).await {
+            Value::Array(all) => all
+                .into_iter()
+                .rev()
+                .find(|r| {
+                    r["status"] == "Unknown"
+                        || r["status"] == "InProgress"
+                        || r["status"] == "NotStarted"
+                })
+                .expect("the running one"),
+            other => panic!("{other}"),
+        };
+        let id = started[id_field].as_str().expect("an id");
+        let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        control(&emu, "POST", &format!("{list}/{encoded}/complete"), None).await;
+        let run = running.await.expect("the run ends");
+        assert_eq!(run.code, 0, "{kind}: {}", run.stdout);
+        assert_eq!(
+            requests_to(&emu, "token").await.len(),
+            tokens + 1,
+            "{kind}: one renewal"
+        );
+        assert_eq!(requests_to(&emu, trigger).await.len(), 1, "{kind}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,6 +430,25 @@ async fn gen2_at_real_pacing_honours_retry_after_and_outlasts_the_status_lag() {
     // 1 real second per Retry-After (60 emulator seconds at 60x): a handful of reads over the
     // ~2.7 real seconds of job and lag, not one per poll interval (every 10-50 ms).
     assert!(reads <= 10, "{reads} reads: Retry-After is honoured");
+    // The job's own end, not the moment the lagging status let go of it.
+    let jobs = control(&emu, "GET", "jobs", None).await;
+    let end = jobs[0]["endTimeUtc"].as_str().expect("ended");
+    let end: jiff::Timestamp = format!("{end}Z").parse().expect("a time");
+    let reported: jiff::Timestamp = out
+        .end_time
+        .as_deref()
+        .expect("endTime")
+        .parse()
+        .expect("a time");
+    assert!(
+        reported.duration_since(end).abs().as_secs_f64() < 1.0,
+        "endTime {reported} is the job's end {end}"
+    );
+    let seconds = out.duration_seconds.expect("durationSeconds");
+    assert!(
+        (52.0..=54.5).contains(&seconds),
+        "the job ran 53 s: {seconds}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
