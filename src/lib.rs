@@ -39,6 +39,9 @@ pub(crate) mod task;
 /// The task contract's first stage, for the documentation test that checks every task in the
 /// docs against the parser.
 pub use task::RawTask;
+
+/// The process environment as text (for `main`).
+pub use settings::environ::environment;
 pub mod wait;
 
 use std::ffi::OsString;

@@ -2,12 +2,18 @@
 //!
 //! Secrets live in `secrecy::SecretString` and are exposed only on the line that sends them, so
 //! no formatted value carries one. This module is the second line of defence: any text printed
-//! on a path that could echo input (errors, panics) is scrubbed of the known secret values and of
-//! credential-bearing URL query parameters.
+//! on a path that could echo input (errors, panics) is scrubbed of the known secret values, of
+//! every access token this run sent (a service may echo one in an error body), of anything that
+//! looks like a JWT or follows `Bearer `, and of credential-bearing URL query parameters.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 static KNOWN: OnceLock<Vec<String>> = OnceLock::new();
+/// Access tokens sent so far (newest last), at most [`MAX_TOKENS`].
+static TOKENS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+const MAX_TOKENS: usize = 64;
+/// Shortest run of base64url characters that counts as a JWT segment.
+const JWT_SEGMENT: usize = 8;
 
 /// URL query parameters that carry credentials (a Power Automate trigger's `sig`, OAuth codes).
 const SECRET_PARAMS: &[&str] = &["sig", "code", "client_secret", "access_token", "token"];
@@ -18,15 +24,102 @@ pub fn register(secrets: Vec<String>) {
     let _ = KNOWN.set(secrets);
 }
 
-/// Replaces known secret values and secret query parameters in `text`.
+/// Remembers an access token this run sent, so that no printed or stored text carries it.
+pub fn remember(token: &str) {
+    if token.len() < 8 {
+        return;
+    }
+    let mut tokens = TOKENS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if tokens.iter().any(|t| t == token) {
+        return;
+    }
+    if tokens.len() >= MAX_TOKENS {
+        tokens.remove(0);
+    }
+    tokens.push(token.to_string());
+}
+
+/// Replaces known secret values, remembered tokens, JWTs, `Bearer …` credentials and secret
+/// query parameters in `text`.
 pub fn scrub(text: &str) -> String {
     let mut out = text.to_string();
     for secret in KNOWN.get().map(Vec::as_slice).unwrap_or_default() {
         out = out.replace(secret.as_str(), "REDACTED");
     }
+    if let Ok(tokens) = TOKENS.lock() {
+        for token in tokens.iter() {
+            out = out.replace(token.as_str(), "REDACTED");
+        }
+    }
+    out = scrub_jwts(&out);
+    out = scrub_bearer(&out);
     for param in SECRET_PARAMS {
         out = scrub_param(&out, param);
     }
+    out
+}
+
+fn base64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+}
+
+/// Replaces every `eyJ….….…` (a JWT: base64url header, payload and signature) with `REDACTED`.
+fn scrub_jwts(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(found) = text[at..].find("eyJ") {
+        let start = at + found;
+        let run = |from: usize| bytes[from..].iter().take_while(|c| base64url(**c)).count();
+        let boundary = start == 0 || !base64url(bytes[start - 1]);
+        let header = run(start);
+        let mut end = start + header;
+        let mut segments = 1;
+        while segments < 3 && bytes.get(end) == Some(&b'.') {
+            let next = run(end + 1);
+            if next < JWT_SEGMENT && segments < 2 {
+                break;
+            }
+            end += 1 + next;
+            segments += 1;
+        }
+        if boundary && segments == 3 && header >= JWT_SEGMENT {
+            out.push_str(&text[copied..start]);
+            out.push_str("REDACTED");
+            copied = end;
+            at = end;
+        } else {
+            at = start + 3;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Replaces the credential (16 characters or more) after every `Bearer ` with `REDACTED`.
+fn scrub_bearer(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(found) = text[at..].find("Bearer ") {
+        let start = at + found + "Bearer ".len();
+        let len = text[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | ')' | '}'))
+            .unwrap_or(text.len() - start);
+        if len >= 16 && text[start..start + len] != *"REDACTED" {
+            out.push_str(&text[copied..start]);
+            out.push_str("REDACTED");
+            copied = start + len;
+        }
+        at = start + len.max(1).min(text.len() - start);
+        if at >= text.len() {
+            break;
+        }
+    }
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -75,6 +168,33 @@ pub fn install_panic_hook() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jwts_bearer_credentials_and_sent_tokens_are_redacted() {
+        let jwt = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL2FuYWx5c2lzIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+        let body = format!(r#"{{"error":{{"message":"token {jwt} expired"}}}}"#);
+        assert_eq!(
+            scrub(&body),
+            r#"{"error":{"message":"token REDACTED expired"}}"#
+        );
+        assert_eq!(
+            scrub("Authorization: Bearer opaque-token-123456, next"),
+            "Authorization: Bearer REDACTED, next"
+        );
+        assert_eq!(
+            scrub("Bearer short"),
+            "Bearer short",
+            "too short to be a token"
+        );
+        assert_eq!(scrub("a bearer credential"), "a bearer credential");
+        remember("CANARYTOKEN-opaque-abcdef");
+        assert_eq!(
+            scrub("echoed: CANARYTOKEN-opaque-abcdef!"),
+            "echoed: REDACTED!"
+        );
+        assert_eq!(scrub("eyJ alone, a.b.c"), "eyJ alone, a.b.c");
+        assert_eq!(scrub("no secrets at all"), "no secrets at all");
+    }
 
     #[test]
     fn signed_url_parameters_are_redacted() {

@@ -38,6 +38,8 @@ pub(crate) struct Transaction {
     pub timing: Timing,
     pub outcome: TransactionOutcome,
     pub planned_error: Option<String>,
+    /// List reads (or emulator time) it is still hidden from.
+    pub hidden: crate::lag::Hidden,
 }
 
 /// `2026-11-24T03:21:25.1234567Z@<guid>$<n>`.
@@ -78,6 +80,7 @@ impl Transaction {
             timing: Timing::new(behaviour.polls, duration),
             outcome: behaviour.outcome,
             planned_error: behaviour.error.clone(),
+            hidden: Default::default(),
         }
     }
 

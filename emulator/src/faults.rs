@@ -5,9 +5,11 @@
 //! The middleware never records a form body (the token endpoint's body holds the client secret):
 //! only JSON bodies of Power BI calls are kept, and for token calls only the `client_id`.
 
+use crate::answers::{self, Answer};
+use crate::lag::Lag;
 use crate::router::{self, ROUTE_NAMES};
 use crate::state::{AppState, LogEntry, World};
-use crate::{entra, wire};
+use crate::{entra, quirks, wire};
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -37,6 +39,36 @@ pub(crate) struct FaultSpec {
     pub delay_ms: u64,
     #[serde(default)]
     pub apply_then_fail: bool,
+    /// A damaged answer instead of (or made of) the real one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+    /// What the call started is missing from this many list reads (history, transactions, jobs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hidden_reads: u32,
+    /// What the call started is missing from list reads for this many emulator seconds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub hidden_seconds: f64,
+    /// The real JSON answer grows a `"padding"` string of this many bytes (a huge answer).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub pad_bytes: u64,
+    /// The default error body quotes the caller's bearer token (a service echoing a credential).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echo_token: bool,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Routes whose call starts something a later list read shows (and a lag can hide).
+const STARTING_ROUTES: &[&str] = &["refresh.post", "dataflow.refresh", "fabric.job.run"];
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 fn one() -> u32 {
@@ -61,13 +93,65 @@ impl FaultSpec {
         if self.times == 0 {
             return Err("times: must be at least 1".to_owned());
         }
-        if self.status.is_none() && self.apply_then_fail {
-            return Err("applyThenFail: needs a status to fail with".to_owned());
+        let replaces = self
+            .answer
+            .is_some_and(|answer| !answer.damages_the_real_answer());
+        if self.status.is_none() && self.apply_then_fail && !replaces {
+            return Err("applyThenFail: needs a status or an answer to fail with".to_owned());
         }
-        if self.status.is_none() && self.delay_ms == 0 {
-            return Err("status: a fault needs a status or a delayMs".to_owned());
+        if self.status.is_none()
+            && self.delay_ms == 0
+            && self.answer.is_none()
+            && self.pad_bytes == 0
+        {
+            return Err(
+                "status: a fault needs a status, an answer, a padBytes or a delayMs".to_owned(),
+            );
+        }
+        if self.echo_token && (self.status.is_none() || self.body.is_some()) {
+            return Err("echoToken: quotes the token in the default body of a status".to_owned());
+        }
+        if self.pad_bytes > answers::MAX_PAD {
+            return Err(format!("padBytes: at most {}", answers::MAX_PAD));
+        }
+        if self.pad_bytes > 0 && (self.status.is_some() || self.answer.is_some()) {
+            return Err("padBytes: pads the real answer, without a status or an answer".to_owned());
+        }
+        if self.answer == Some(Answer::SlowBody) && self.delay_ms == 0 {
+            return Err("delayMs: a slowBody answer stalls its body for delayMs".to_owned());
+        }
+        if self.answer == Some(Answer::Hang) && self.status.is_some() {
+            return Err("status: a hung call never answers any status".to_owned());
+        }
+        if !self.hidden_seconds.is_finite() || self.hidden_seconds < 0.0 {
+            return Err("hiddenSeconds: must be a non-negative number".to_owned());
+        }
+        if self.hidden_reads > 0 || self.hidden_seconds > 0.0 {
+            if !STARTING_ROUTES.contains(&self.route.as_str()) {
+                return Err(format!(
+                    "hiddenReads: only a call that starts something can hide it ({})",
+                    STARTING_ROUTES.join(", ")
+                ));
+            }
+            let works = self.apply_then_fail
+                || self.answer.is_some_and(Answer::damages_the_real_answer)
+                || (self.status.is_none() && self.answer.is_none());
+            if !works {
+                return Err(
+                    "hiddenReads: needs applyThenFail (otherwise nothing starts)".to_owned(),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// The lag it gives what its call starts, if any.
+    fn lag(&self, route: &'static str) -> Option<Lag> {
+        (self.hidden_reads > 0 || self.hidden_seconds > 0.0).then_some(Lag {
+            route,
+            reads: self.hidden_reads,
+            seconds: self.hidden_seconds,
+        })
     }
 }
 
@@ -100,6 +184,7 @@ pub(crate) async fn middleware(
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY).await;
 
+    let call: Call = (method, path, query, route);
     let (response, client_id, logged_body) = match bytes {
         Err(_) => (
             wire::pbi_error(
@@ -112,7 +197,7 @@ pub(crate) async fn middleware(
         ),
         Ok(bytes) => {
             let (client_id, logged_body) =
-                inspect(&state, route, query.as_deref(), &parts.headers, &bytes);
+                inspect(&state, route, call.2.as_deref(), &parts.headers, &bytes);
             let (limited, fault) = {
                 let mut world = state.world();
                 match route {
@@ -129,34 +214,63 @@ pub(crate) async fn middleware(
                 }
             };
             if let Some(fault) = &fault {
-                if fault.delay_ms > 0 {
+                if fault.delay_ms > 0 && fault.answer != Some(Answer::SlowBody) {
                     tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
                 }
             }
+            let token = bearer(&parts.headers).map(str::to_owned);
             let request = Request::from_parts(parts, Body::from(bytes));
-            let response = match (limited, &fault) {
+            let response = match (limited, fault) {
                 (Some(refused), _) => {
                     state
                         .world()
                         .stats
                         .answered(client_id.as_deref(), 429, true);
-                    return finish(
-                        &state,
-                        (method, path, query, route),
-                        refused,
-                        client_id,
-                        logged_body,
+                    return finish(&state, call, refused, client_id, logged_body);
+                }
+                (None, Some(spec)) if spec.answer == Some(Answer::Hang) => {
+                    if spec.apply_then_fail {
+                        drop(run_lagging(&state, &spec, call.3, next, request).await);
+                    }
+                    // Logged now (status 0: never answered); released only when the emulator stops.
+                    log(&state, call, 0, client_id, logged_body);
+                    state.closed().await;
+                    return wire::pbi_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "The emulator is stopping",
                     );
                 }
-                (None, Some(spec)) if spec.status.is_some() => {
-                    if spec.apply_then_fail {
-                        // The work happens; only the answer is lost.
-                        drop(next.run(request).await);
+                (None, Some(spec)) if spec.answer.is_some() || spec.status.is_some() => {
+                    let works = spec.apply_then_fail
+                        || spec.answer.is_some_and(Answer::damages_the_real_answer);
+                    let real = if works {
+                        Some(run_lagging(&state, &spec, call.3, next, request).await)
+                    } else {
+                        None
+                    };
+                    let stall = Duration::from_millis(spec.delay_ms);
+                    match (spec.answer, real) {
+                        (Some(answer), Some(real)) if answer.damages_the_real_answer() => {
+                            answers::damage(answer, real, stall).await
+                        }
+                        (Some(answer), _) => {
+                            let status = spec
+                                .status
+                                .and_then(|s| StatusCode::from_u16(s).ok())
+                                .unwrap_or(StatusCode::OK);
+                            answers::replacement(answer, status)
+                        }
+                        (None, _) => fault_response(&state, &spec, call.3, token.as_deref()),
                     }
-                    fault_response(&state, spec, route)
+                }
+                (None, Some(spec)) if spec.pad_bytes > 0 => {
+                    let real = run_lagging(&state, &spec, call.3, next, request).await;
+                    answers::pad(real, spec.pad_bytes).await
                 }
                 _ => next.run(request).await,
             };
+            let response = quirks::apply(&state, response).await;
             let status = response.status().as_u16();
             state
                 .world()
@@ -166,24 +280,54 @@ pub(crate) async fn middleware(
         }
     };
 
-    finish(
-        &state,
-        (method, path, query, route),
-        response,
-        client_id,
-        logged_body,
-    )
+    finish(&state, call, response, client_id, logged_body)
 }
 
-/// Logs a call (method, path, query, route) and returns its answer.
+/// A call: method, path, query and route name.
+type Call = (Method, String, Option<String>, Option<&'static str>);
+
+/// Runs the real handler under a fault whose work happens, giving what it starts the fault's lag.
+async fn run_lagging(
+    state: &AppState,
+    spec: &FaultSpec,
+    route: Option<&'static str>,
+    next: Next,
+    request: Request,
+) -> Response {
+    if let Some(lag) = route.and_then(|name| spec.lag(name)) {
+        state.world().lag = Some(lag);
+    }
+    let response = next.run(request).await;
+    state.world().lag = None;
+    response
+}
+
+/// Logs a call and returns its answer.
 fn finish(
     state: &AppState,
-    (method, path, query, route): (Method, String, Option<String>, Option<&'static str>),
+    call: Call,
     response: Response,
     client_id: Option<String>,
     logged_body: Option<Value>,
 ) -> Response {
-    let status = response.status().as_u16();
+    log(
+        state,
+        call,
+        response.status().as_u16(),
+        client_id,
+        logged_body,
+    );
+    response
+}
+
+/// Logs a call answered with `status` (0: never answered).
+fn log(
+    state: &AppState,
+    (method, path, query, route): Call,
+    status: u16,
+    client_id: Option<String>,
+    logged_body: Option<Value>,
+) {
     tracing::info!(%method, path, status, route = route.unwrap_or("-"), "request");
     let mut world = state.world();
     let seq = world.log.last().map_or(1, |entry| entry.seq + 1);
@@ -199,7 +343,6 @@ fn finish(
         client_id,
         body: logged_body,
     });
-    response
 }
 
 /// The 429 of a call over its client's rate limit (Power BI and Fabric routes only; token
@@ -305,11 +448,20 @@ fn take_fault(faults: &mut Vec<Fault>, route: &str) -> Option<FaultSpec> {
 }
 
 /// The answer a fault gives instead of (or after) the real one.
-fn fault_response(state: &AppState, spec: &FaultSpec, route: Option<&str>) -> Response {
+fn fault_response(
+    state: &AppState,
+    spec: &FaultSpec,
+    route: Option<&str>,
+    token: Option<&str>,
+) -> Response {
     let status = spec
         .status
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = match token.filter(|_| spec.echo_token) {
+        Some(token) => format!("The request with 'Authorization: Bearer {token}' was refused"),
+        None => default_message(spec, status),
+    };
     let mut response = match (&spec.body, route) {
         (Some(body), _) => wire::json_response(status, body),
         (None, Some("token" | "token.imds" | "token.appservice")) => {
@@ -317,9 +469,9 @@ fn fault_response(state: &AppState, spec: &FaultSpec, route: Option<&str>) -> Re
             entra::fault_error(status, now)
         }
         (None, Some(name)) if name.starts_with("fabric.") => {
-            crate::fabric::fabric_error(status, default_code(status), default_message(spec, status))
+            crate::fabric::fabric_error(status, default_code(status), message)
         }
-        (None, _) => wire::pbi_error(status, default_code(status), default_message(spec, status)),
+        (None, _) => wire::pbi_error(status, default_code(status), message),
     };
     if let Some(seconds) = spec.retry_after {
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {

@@ -57,7 +57,7 @@ pub(crate) fn new_refresh(
         messages: Vec::new(),
         observed: 0,
         observed_at_begin: 0,
-        hidden_reads: 0,
+        hidden: Default::default(),
         plan,
     }
 }

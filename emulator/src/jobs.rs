@@ -22,6 +22,14 @@ pub(crate) struct Job {
     pub outcome: JobOutcome,
     pub planned_failure: Option<FailureReason>,
     pub retry_after: u64,
+    /// A countdown `Retry-After` on status reads.
+    pub countdown: bool,
+    /// How long it still reads `InProgress` after it ended.
+    pub status_lag: Option<jiff::SignedDuration>,
+    /// The status word it shows once ended, instead of its outcome's.
+    pub end_status: Option<String>,
+    /// List reads (or emulator time) it is still hidden from; hidden, a read by id is a 404.
+    pub hidden: crate::lag::Hidden,
 }
 
 impl Job {
@@ -48,6 +56,10 @@ impl Job {
             outcome: behaviour.outcome,
             planned_failure: behaviour.failure_reason.clone(),
             retry_after: behaviour.retry_after_seconds,
+            countdown: behaviour.countdown_retry_after,
+            status_lag: behaviour.status_lag_seconds.map(crate::scenario::seconds),
+            end_status: behaviour.end_status.clone(),
+            hidden: Default::default(),
         }
     }
 
@@ -82,7 +94,42 @@ impl Job {
         };
     }
 
-    /// The wire `status`.
+    /// When a read first shows it ended: its end, plus the status lag.
+    pub fn shown_end(&self) -> Option<Timestamp> {
+        let end = self.end?;
+        Some(match self.status_lag {
+            Some(lag) => end.saturating_add(lag).unwrap_or(end),
+            None => end,
+        })
+    }
+
+    /// The wire `status` a read at `now` shows.
+    pub fn status_at(&self, now: Timestamp) -> &str {
+        match (self.shown_end(), &self.end_status) {
+            (Some(shown), _) if now < shown => "InProgress",
+            (Some(_), Some(word)) => word,
+            _ => self.status(),
+        }
+    }
+
+    /// The `Retry-After` seconds (emulator clock) of a status read at `now`; `None` when the
+    /// read shows it ended and the job counts down.
+    pub fn retry_after_at(&self, now: Timestamp) -> Option<f64> {
+        if !self.countdown {
+            return Some(self.retry_after as f64);
+        }
+        let due = match self.shown_end() {
+            Some(shown) if now >= shown => return None,
+            Some(shown) => shown,
+            None => match self.timing.duration {
+                Some(duration) => self.start.saturating_add(duration).unwrap_or(self.start),
+                None => return Some(self.retry_after as f64),
+            },
+        };
+        Some(due.duration_since(now).as_secs_f64().max(0.0))
+    }
+
+    /// The wire `status` of its state (without a status lag or an end status word).
     pub fn status(&self) -> &'static str {
         match self.ended {
             Some(JobOutcome::Completed) => "Completed",

@@ -24,7 +24,9 @@
 //! - `fabric`: the Fabric routes (workspaces, items, Job Scheduler).
 //! - `flows`: Power Automate / Logic Apps HTTP triggers.
 //! - `control`: the `/_emulator/…` control API.
-//! - `faults`: fault injection, request log and counts (one middleware).
+//! - `faults`: fault injection, request log and counts (one middleware); `answers`: damaged
+//!   answers (cut, stalled, hung, empty, HTML, broken JSON); `lag`: history lag after a
+//!   trigger; `quirks`: real-service shapes applied to answers.
 //! - `wire`: wire types, error envelopes, timestamps, common headers.
 //! - `router`: paths, route names and the axum router.
 //!
@@ -40,6 +42,7 @@
 // size of that error is irrelevant next to an HTTP round trip.
 #![allow(clippy::result_large_err)]
 
+mod answers;
 mod capacity;
 mod control;
 mod dataflow;
@@ -49,8 +52,10 @@ mod faults;
 mod flows;
 mod history;
 mod jobs;
+mod lag;
 mod powerbi;
 mod progress;
+mod quirks;
 mod random;
 mod ratelimit;
 mod refresh;
@@ -73,7 +78,13 @@ pub async fn serve(
     scenario: Scenario,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router::build(state::Shared::new(scenario));
+    let state = state::Shared::new(scenario);
+    let app = router::build(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        // Hung calls answer now, so the graceful shutdown can drain them.
+        state.close();
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -109,8 +109,8 @@ pub(crate) struct Refresh {
     pub observed: u32,
     /// `observed` when it began: only later observations count towards `polls`.
     pub observed_at_begin: u32,
-    /// History reads it is still hidden from.
-    pub hidden_reads: u32,
+    /// History reads (or emulator time) it is still hidden from.
+    pub hidden: crate::lag::Hidden,
     pub plan: Plan,
 }
 
@@ -246,7 +246,7 @@ mod tests {
             messages: vec![],
             observed: 0,
             observed_at_begin: 0,
-            hidden_reads: 0,
+            hidden: Default::default(),
             plan,
         }
     }

@@ -199,7 +199,23 @@ pub(crate) fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn unknown_route(method: Method, uri: axum::http::Uri) -> Response {
+async fn unknown_route(
+    method: Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if uri.path().starts_with("/v1.0/myorg/") {
+        // ASP.NET's answer, as pasted from the real service: `Message`, no `error` envelope.
+        let message = format!(
+            "No HTTP resource was found that matches the request URI '{}{}'.",
+            wire::base_url(&headers),
+            uri.path()
+        );
+        return wire::json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "Message": message }),
+        );
+    }
     wire::pbi_error(
         StatusCode::NOT_FOUND,
         "NoSuchRoute",

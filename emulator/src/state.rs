@@ -9,6 +9,7 @@ use crate::dataflow::{self, Transaction};
 use crate::faults::Fault;
 use crate::history;
 use crate::jobs::Job;
+use crate::lag::{Hidden, Lag};
 use crate::random::Purpose;
 use crate::ratelimit::{RateLimiter, Stats};
 use crate::refresh::{Plan, Refresh};
@@ -29,6 +30,8 @@ pub(crate) type AppState = Arc<Shared>;
 pub(crate) struct Shared {
     pub scenario: Scenario,
     world: Mutex<World>,
+    /// Set when the emulator stops: releases hung calls.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -37,7 +40,19 @@ impl Shared {
         Arc::new(Shared {
             scenario,
             world: Mutex::new(world),
+            closing: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Releases every hung call: the emulator is stopping.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Waits until the emulator stops.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|closed| *closed).await;
     }
 
     /// Locks the world. A panic in another handler does not make the emulator unusable.
@@ -72,15 +87,25 @@ pub(crate) struct Clock {
     origin: Instant,
     offset: SignedDuration,
     scale: f64,
+    /// Moves only when advanced.
+    frozen: bool,
 }
 
 impl Clock {
-    fn new(scale: f64) -> Clock {
+    fn new(scale: f64, frozen: bool) -> Clock {
+        let now = Timestamp::now();
+        let start = if frozen {
+            // A whole second, so tests can place times on (or just after) one.
+            Timestamp::from_second(now.as_second()).unwrap_or(now)
+        } else {
+            now
+        };
         Clock {
-            start: Timestamp::now(),
+            start,
             origin: Instant::now(),
             offset: SignedDuration::ZERO,
             scale,
+            frozen,
         }
     }
 
@@ -102,7 +127,9 @@ impl Clock {
 
     /// The emulator's current time.
     pub fn now(&self) -> Timestamp {
-        let elapsed = if self.scale == 1.0 {
+        let elapsed = if self.frozen {
+            SignedDuration::ZERO
+        } else if self.scale == 1.0 {
             SignedDuration::try_from(self.origin.elapsed()).unwrap_or(SignedDuration::ZERO)
         } else {
             scenario::seconds(self.origin.elapsed().as_secs_f64() * self.scale)
@@ -201,11 +228,13 @@ pub(crate) struct World {
     pub rate_limiter: RateLimiter,
     /// Per-client counts and 429s (`GET /_emulator/stats`), cleared with the log.
     pub stats: Stats,
+    /// The lag a fault gives what the call being served starts.
+    pub lag: Option<Lag>,
 }
 
 impl World {
     fn new(scenario: &Scenario) -> World {
-        let clock = Clock::new(scenario.time_scale);
+        let clock = Clock::new(scenario.time_scale, scenario.quirks.frozen_clock);
         let start = clock.start();
         let behaviours = scenario
             .workspaces
@@ -260,6 +289,7 @@ impl World {
             next_fault_id: 1,
             log: Vec::new(),
             counts: BTreeMap::new(),
+            lag: None,
         };
         // Seeded running refreshes hold their slots: count them in the peaks.
         world.admit(start);
@@ -349,6 +379,15 @@ impl World {
             .get(&dataset_id.to_ascii_lowercase())
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// How long what `route`'s call starts now stays out of list reads (a fault's lag).
+    pub fn take_lag(&mut self, route: &str) -> Hidden {
+        let mut hidden = Hidden::default();
+        if let Some(lag) = self.lag.take_if(|lag| lag.route == route) {
+            hidden.add(lag, self.now());
+        }
+        hidden
     }
 
     /// The next integer history id.

@@ -94,6 +94,15 @@ pub(crate) fn history_time(at: Timestamp) -> String {
     format!("{}Z", detail_time(at))
 }
 
+/// History timestamps as recorded: up to 7 digits, trailing zeros (and a bare dot) trimmed,
+/// `Z` (`…51.96Z`, `…51Z`), so text order is not time order (quirk `trimmedTimes`).
+pub(crate) fn trimmed_time(at: Timestamp) -> String {
+    let digits = format!("{:07}", at.subsec_nanosecond().max(0) / 100);
+    let digits = digits.trim_end_matches('0');
+    let dot = if digits.is_empty() { "" } else { "." };
+    format!("{}{dot}{digits}Z", at.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
 /// Execution-details timestamps: like the service's examples, no offset.
 pub(crate) fn detail_time(at: Timestamp) -> String {
     format!(
@@ -167,17 +176,18 @@ pub(crate) struct HistoryItem {
 }
 
 impl HistoryItem {
-    pub fn new(refresh: &Refresh) -> HistoryItem {
+    /// The entry of `refresh`, its times written by `time`.
+    pub fn new(refresh: &Refresh, time: fn(Timestamp) -> String) -> HistoryItem {
         HistoryItem {
             request_id: refresh.request_id.clone(),
             id: refresh.number,
             refresh_type: refresh.refresh_type.clone(),
-            start_time: history_time(refresh.start),
-            end_time: refresh.end.map(history_time),
+            start_time: time(refresh.start),
+            end_time: refresh.end.map(time),
             status: refresh.status(),
             extended_status: refresh.extended_status(),
             service_exception_json: refresh.service_exception_json(),
-            refresh_attempts: attempts(refresh, history_time),
+            refresh_attempts: attempts(refresh, time),
         }
     }
 }
@@ -286,6 +296,16 @@ pub(crate) struct Entity<T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimmed_times_drop_trailing_zeros_and_a_bare_dot() {
+        let at: Timestamp = "2026-11-24T03:21:25.9600000Z".parse().unwrap();
+        assert_eq!(trimmed_time(at), "2026-11-24T03:21:25.96Z");
+        let at: Timestamp = "2026-11-24T03:21:25Z".parse().unwrap();
+        assert_eq!(trimmed_time(at), "2026-11-24T03:21:25Z");
+        let at: Timestamp = "2026-11-24T03:21:25.3365916Z".parse().unwrap();
+        assert_eq!(trimmed_time(at), "2026-11-24T03:21:25.3365916Z");
+    }
 
     #[test]
     fn timestamps_have_milliseconds_and_only_history_has_z() {

@@ -89,7 +89,8 @@ impl<'a> Fabric<'a> {
                 })
                 .await?;
             match response.status {
-                401 if attempt == 0 => self.auth.invalidate(self.profile, Resource::Fabric),
+                // An expired token may come back as 403 as well as 401: renew it once either way.
+                401 | 403 if attempt == 0 => self.auth.invalidate(self.profile, Resource::Fabric),
                 401 | 403 => {
                     return Err(Error::AccessRefused {
                         action: action.to_string(),

@@ -5,11 +5,21 @@
 //! ambiguous, so only idempotent calls are retried blindly. A refresh POST is sent with
 //! [`Retry::ThrottleOnly`] and its caller checks the history before trying again.
 //! Backoff delays (exponential with jitter) come from `backon`; every retry is bounded by the
-//! attempt count and by the total time budget.
+//! attempt count and by the total time budget, which also bounds each attempt's socket time and
+//! every `Retry-After` pause: a call never outlives its budget by more than a moment.
+//!
+//! A response is read whole before anything looks at it, and reading it is part of the attempt:
+//! a body cut mid-way, slower than the timeout, larger than [`max_response_bytes`], or a success
+//! whose body is empty, an HTML page or broken JSON (a proxy, a gateway, a lost connection) is a
+//! transport failure: retried within the budget for idempotent calls, and for a trigger
+//! ([`Retry::ThrottleOnly`]) an [`Error::Unavailable`], which its caller treats as ambiguous.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use backon::BackoffBuilder;
 use reqwest::header::HeaderMap;
@@ -18,8 +28,26 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ServiceError};
 use crate::settings::HttpBudget;
 
+mod body;
 mod pace;
+use body::Failure;
 use pace::Pace;
+
+/// Default cap on one response body (32 MiB): the largest real answers (a refresh history of 60
+/// entries, a workspace's items) are well under 1 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+static MAX_RESPONSE: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_RESPONSE_BYTES);
+
+/// Sets the cap on one response body for the process (`PBIOPS_HTTP_MAX_RESPONSE_MB`).
+pub fn set_max_response_bytes(bytes: usize) {
+    MAX_RESPONSE.store(bytes.max(1), Ordering::Relaxed);
+}
+
+/// The cap on one response body.
+pub fn max_response_bytes() -> usize {
+    MAX_RESPONSE.load(Ordering::Relaxed)
+}
 
 /// Which failures a call may be retried on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,20 +84,35 @@ impl Response {
             .filter(|v| !v.is_empty())
     }
 
-    /// The body as JSON, or an error saying which call returned what.
+    /// The body as JSON, or an error saying which call returned what: a body that is not JSON
+    /// at all is the network's or a proxy's doing (unavailable, exit 6); JSON of another shape
+    /// is an API change or a pbiops bug.
     pub fn json<T: DeserializeOwned>(&self, action: &str) -> Result<T, Error> {
-        serde_json::from_str(&self.body).map_err(|e| Error::Rejected {
-            action: action.to_string(),
-            service: ServiceError {
-                status: Some(self.status),
-                code: Some("UnexpectedResponse".into()),
-                message: Some(format!("the response body could not be read: {e}")),
-                request_id: self.header("RequestId").map(String::from),
+        serde_json::from_str(&self.body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                Error::Unavailable {
+                    action: action.to_string(),
+                    attempts: 1,
+                    last: format!(
+                        "HTTP {}: the answer is not JSON ({})",
+                        self.status,
+                        body::describe_text(&self.body)
+                    ),
+                }
+            }
+            _ => Error::Rejected {
+                action: action.to_string(),
+                service: ServiceError {
+                    status: Some(self.status),
+                    code: Some("UnexpectedResponse".into()),
+                    message: Some(format!("the response body could not be read: {e}")),
+                    request_id: self.header("RequestId").map(String::from),
+                },
+                help: Some(
+                    "this is a pbiops bug or an API change; please report it with the request id"
+                        .into(),
+                ),
             },
-            help: Some(
-                "this is a pbiops bug or an API change; please report it with the request id"
-                    .into(),
-            ),
         })
     }
 
@@ -79,13 +122,16 @@ impl Response {
         let text = |v: &serde_json::Value| v.as_str().map(String::from);
         // Power BI: {"error":{"code","message"}} or {"error":{"code","pbi.error":{details}}};
         // Fabric: {"errorCode","message","requestId"}; Entra ID: {"error","error_description"}.
+        // `Message` (ASP.NET's casing, e.g. a 404 for an unknown route) is read like `message`.
         let err = &value["error"];
         let code = text(&err["code"])
             .or_else(|| text(&value["errorCode"]))
             .or_else(|| text(err));
         let message = text(&err["message"])
+            .or_else(|| text(&err["Message"]))
             .or_else(|| text(&err["pbi.error"]["details"][0]["detail"]["value"]))
             .or_else(|| text(&value["message"]))
+            .or_else(|| text(&value["Message"]))
             .or_else(|| text(&value["error_description"]))
             .or_else(|| {
                 let body = self.body.trim();
@@ -159,7 +205,8 @@ impl Http {
     /// Sends the request `build` makes, retrying as `retry` allows.
     ///
     /// `endpoint` names the call in metrics and logs (never a URL: URLs can carry secrets);
-    /// `action` says what was attempted, with ids, for errors.
+    /// `action` says what was attempted, with ids, for errors. The whole call, waits included,
+    /// ends within the retry budget (plus the few milliseconds of a last answer).
     pub async fn send(
         &self,
         endpoint: &'static str,
@@ -167,7 +214,12 @@ impl Http {
         retry: Retry,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Response, Error> {
-        let started = Instant::now();
+        let deadline = Instant::now() + self.budget.budget;
+        let unavailable = |attempts: u32, last: String| Error::Unavailable {
+            action: action.to_string(),
+            attempts,
+            last,
+        };
         let mut delays = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
             .with_max_delay(Duration::from_secs(30))
@@ -175,22 +227,31 @@ impl Http {
             .without_max_times()
             .build();
         let mut attempt = 0u32;
+        let mut last = String::new();
         loop {
             attempt += 1;
-            self.pace.turn().await;
+            if !self.pace.turn(deadline).await {
+                let why = "the service asked to pause beyond the retry budget";
+                let last = if last.is_empty() {
+                    why.to_string()
+                } else {
+                    format!("{last}; {why}")
+                };
+                return Err(unavailable(attempt - 1, last));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(unavailable(
+                    attempt - 1,
+                    format!("{last}; the retry budget is spent"),
+                ));
+            }
             self.count(endpoint, false);
-            let result = build().send().await;
+            let timeout = remaining.min(self.budget.timeout);
             let mut throttled_now = false;
-            let (last, wait) = match result {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let headers = resp.headers().clone();
-                    let body = resp.text().await.unwrap_or_default();
-                    let response = Response {
-                        status,
-                        headers,
-                        body,
-                    };
+            let wait = match self.attempt(endpoint, &build, timeout).await {
+                Ok(response) => {
+                    let status = response.status;
                     tracing::debug!(endpoint, status, attempt, "http");
                     let throttled = status == 429;
                     if throttled {
@@ -201,23 +262,33 @@ impl Http {
                         return Ok(response);
                     }
                     let after = response.header("Retry-After").and_then(retry_after);
+                    last = response.service_error().to_string();
                     if throttled {
+                        let pause = after.unwrap_or(Duration::from_secs(1));
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if pause > left {
+                            return Err(unavailable(
+                                attempt,
+                                format!(
+                                    "{last}; Retry-After {:.0}s is beyond the {:.0}s left of the retry budget",
+                                    pause.as_secs_f64(),
+                                    left.as_secs_f64()
+                                ),
+                            ));
+                        }
                         // Everyone waits: the pause goes through the shared pace, not a sleep here.
-                        self.pace.throttled(after.unwrap_or(Duration::from_secs(1)));
+                        self.pace.throttled(pause);
                         throttled_now = true;
                     }
-                    (response.service_error().to_string(), after)
+                    after
                 }
-                Err(e) => {
-                    let text = describe(&e);
+                Err(Failure::Final(text)) => return Err(unavailable(attempt, text)),
+                Err(Failure::Transport(text)) => {
                     if retry == Retry::ThrottleOnly {
-                        return Err(Error::Unavailable {
-                            action: action.to_string(),
-                            attempts: attempt,
-                            last: text,
-                        });
+                        return Err(unavailable(attempt, text));
                     }
-                    (text, None)
+                    last = text;
+                    None
                 }
             };
             let backoff = delays.next().unwrap_or(Duration::from_secs(30));
@@ -228,13 +299,9 @@ impl Http {
             } else {
                 waited
             };
-            let spent = started.elapsed();
-            if attempt >= self.budget.attempts || spent + waited > self.budget.budget {
-                return Err(Error::Unavailable {
-                    action: action.to_string(),
-                    attempts: attempt,
-                    last,
-                });
+            let left = deadline.saturating_duration_since(Instant::now());
+            if attempt >= self.budget.attempts || waited >= left {
+                return Err(unavailable(attempt, last));
             }
             tracing::warn!(
                 endpoint,
@@ -244,6 +311,49 @@ impl Http {
             );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// One attempt, its whole body read within `timeout` and checked (see the module docs).
+    async fn attempt(
+        &self,
+        endpoint: &'static str,
+        build: &impl Fn() -> reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Response, Failure> {
+        let mut request = build().build().map_err(|e| {
+            Failure::Final(format!("the request could not be built: {}", describe(&e)))
+        })?;
+        *request.timeout_mut() = Some(timeout);
+        if let Some(token) = request
+            .headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            // A service may echo the token in an error body: every printed text drops it.
+            crate::redact::remember(token);
+        }
+        let method = request.method().clone();
+        let mut resp = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| Failure::Transport(describe(&e)))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = body::read(&mut resp, max_response_bytes()).await?;
+        let response = Response {
+            status,
+            headers,
+            body,
+        };
+        // A flow's answer is whatever its author made it; every other success is JSON or empty.
+        if response.is_success() && endpoint != "flow.trigger" {
+            if let Some(why) = body::unreadable(&method, endpoint, &response) {
+                return Err(Failure::Transport(format!("HTTP {status}: {why}")));
+            }
+        }
+        Ok(response)
     }
 
     fn count(&self, endpoint: &'static str, throttled: bool) {
@@ -269,7 +379,7 @@ pub fn retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Describes a transport error without its URL (which could carry a signature).
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -49,9 +49,12 @@ impl Default for Pace {
 
 impl Pace {
     /// Waits for this request's turn: after any shared pause, and at the learned spacing.
-    pub async fn turn(&self) {
+    /// Returns `false` at once, taking no turn, when the turn would come after `deadline`.
+    pub async fn turn(&self, deadline: Instant) -> bool {
         let at = {
-            let Ok(mut s) = self.state.lock() else { return };
+            let Ok(mut s) = self.state.lock() else {
+                return true;
+            };
             let now = Instant::now();
             while s
                 .sent
@@ -61,6 +64,9 @@ impl Pace {
                 s.sent.pop_front();
             }
             let at = now.max(s.paused_until).max(s.next_slot);
+            if at > deadline {
+                return false;
+            }
             if let Some(spacing) = s.spacing {
                 s.next_slot = at + spacing;
             }
@@ -68,6 +74,7 @@ impl Pace {
             at
         };
         tokio::time::sleep_until(at).await;
+        true
     }
 
     /// A 429 asked to wait `after`: every request pauses, and the pace tightens.
@@ -101,14 +108,18 @@ impl Pace {
 mod tests {
     use super::*;
 
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_few_requests_only_pause_after_a_429() {
         let pace = Pace::default();
         let start = Instant::now();
-        pace.turn().await;
+        pace.turn(far()).await;
         pace.throttled(Duration::from_secs(2));
-        pace.turn().await;
-        pace.turn().await;
+        pace.turn(far()).await;
+        pace.turn(far()).await;
         assert_eq!(
             start.elapsed(),
             Duration::from_secs(2),
@@ -121,17 +132,17 @@ mod tests {
         let pace = Pace::default();
         let start = Instant::now();
         for _ in 0..30 {
-            pace.turn().await;
+            pace.turn(far()).await;
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "no pacing before a 429");
         pace.throttled(Duration::from_secs(5));
-        pace.turn().await;
+        pace.turn(far()).await;
         assert_eq!(
             start.elapsed(),
             Duration::from_secs(5),
             "the pause applies to the next request"
         );
-        pace.turn().await;
+        pace.turn(far()).await;
         // 30 requests in the minute before the 429: 27 per minute from now on.
         let expected = Duration::from_secs(5) + Duration::from_secs_f64(60.0 / 27.0);
         assert!(
@@ -139,5 +150,16 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_beyond_the_deadline_takes_no_turn() {
+        let pace = Pace::default();
+        pace.throttled(Duration::from_secs(30));
+        let start = Instant::now();
+        assert!(!pace.turn(start + Duration::from_secs(10)).await);
+        assert_eq!(start.elapsed(), Duration::ZERO, "it does not sleep");
+        assert!(pace.turn(start + Duration::from_secs(31)).await);
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 }

@@ -97,10 +97,12 @@ impl<'a> PowerBi<'a> {
                 })
                 .await?;
             match response.status {
-                401 if attempt == 0 => {
+                // An expired token may come back as 403 as well as 401: renew it once either way.
+                401 | 403 if attempt == 0 => {
                     tracing::info!(
                         endpoint,
-                        "access token refused; acquiring a new one and retrying once"
+                        "access token refused (HTTP {}); acquiring a new one and retrying once",
+                        response.status
                     );
                     self.auth.invalidate(self.profile, Resource::PowerBi);
                 }

@@ -96,7 +96,11 @@ fn from_job(job: &JobInstance) -> Run {
         Some("Completed") => Some(Status::Completed),
         Some("Failed" | "Deduped") => Some(Status::Failed),
         Some("Cancelled" | "Canceled") => Some(Status::Cancelled),
-        _ => None,
+        Some("NotStarted" | "InProgress") | None => None,
+        // A word outside the documented list: with an end time the job is over, and not a
+        // success anyone documented; without one it is still going.
+        Some(_) if job.end_time_utc.is_some() => Some(Status::Failed),
+        Some(_) => None,
     };
     let (error_code, error_message) = if job.status.as_deref() == Some("Deduped") {
         (
@@ -105,7 +109,19 @@ fn from_job(job: &JobInstance) -> Run {
         )
     } else {
         let reason = job.failure_reason.clone().unwrap_or_default();
-        (reason.error_code, reason.message)
+        let unknown = status == Some(Status::Failed) && job.status.as_deref() != Some("Failed");
+        let code = reason.error_code.or_else(|| {
+            unknown.then(|| format!("JobStatus{}", job.status.clone().unwrap_or_default()))
+        });
+        let message = reason.message.or_else(|| {
+            unknown.then(|| {
+                format!(
+                    "the job ended with status {}, which is not a documented success",
+                    job.status.as_deref().unwrap_or("?")
+                )
+            })
+        });
+        (code, message)
     };
     Run {
         id: job.id.clone(),

@@ -4,6 +4,7 @@
 //! Tests pass variables to the child process instead of mutating the test's own environment.
 //! Empty values count as unset, because Kestra renders a missing input as `VAR=`.
 
+pub(crate) mod environ;
 mod profiles;
 
 use std::net::IpAddr;
@@ -52,6 +53,7 @@ Environment:
   PBIOPS_HTTP_TIMEOUT             per-request timeout [PT60S]
   PBIOPS_HTTP_RETRIES             attempts per call on 429, 5xx and network errors [6]
   PBIOPS_HTTP_RETRY_BUDGET        total time one call may spend retrying [PT10M]
+  PBIOPS_HTTP_MAX_RESPONSE_MB     largest answer read, in MiB [32]
 Plain http:// endpoints are refused unless the host is loopback (the emulator) or a managed
 identity endpoint. Empty values count as unset.";
 
@@ -73,11 +75,23 @@ struct RawSettings {
     http_timeout: Option<String>,
     http_retries: Option<String>,
     http_retry_budget: Option<String>,
+    http_max_response_mb: Option<String>,
     odbc: Option<String>,
     data_dir: Option<String>,
     token_key: Option<String>,
     legacy_token_table: Option<String>,
     legacy_token_max_length: Option<String>,
+}
+
+/// Largest HTTP timeout or retry budget, in seconds (a day).
+const MAX_SETTING_SECONDS: f64 = 86_400.0;
+/// Largest response cap, in MiB.
+const MAX_RESPONSE_MB: usize = 1024;
+
+/// Whether pbiops reads the environment variable `name` (so a value it cannot read as UTF-8
+/// is an error, not something to skip).
+pub(crate) fn reads_variable(name: &str) -> bool {
+    name.starts_with("PBIOPS_") || FOREIGN.contains(&name)
 }
 
 /// Variables outside the `PBIOPS_` prefix that are read, and why.
@@ -294,7 +308,22 @@ impl Settings {
                     Duration::from_secs(600),
                 )?,
             },
-            store: store_settings(&raw, &foreign)?,
+            store: {
+                let mebibytes = positive(
+                    "PBIOPS_HTTP_MAX_RESPONSE_MB",
+                    raw.http_max_response_mb.as_deref(),
+                    crate::http::DEFAULT_MAX_RESPONSE_BYTES >> 20,
+                )?;
+                if mebibytes > MAX_RESPONSE_MB {
+                    return Err(Error::setting(
+                        "PBIOPS_HTTP_MAX_RESPONSE_MB",
+                        format!("{mebibytes} MiB is more than {MAX_RESPONSE_MB} MiB"),
+                        "the default (32) fits every answer the services give",
+                    ));
+                }
+                crate::http::set_max_response_bytes(mebibytes << 20);
+                store_settings(&raw, &foreign)?
+            },
             kestra: KestraIds {
                 execution_id: foreign("KESTRA_EXECUTION_ID"),
                 taskrun_id: foreign("KESTRA_TASKRUN_ID"),
@@ -497,12 +526,26 @@ pub fn parse_log_format(variable: &str, value: &str) -> Result<LogFormat, Error>
 fn duration_var(variable: &str, value: Option<&str>, default: Duration) -> Result<Duration, Error> {
     match value {
         None => Ok(default),
+        // A number of seconds beyond a day is refused before it reaches a conversion that
+        // would overflow (e.g. `1e30`).
+        Some(v)
+            if v.trim()
+                .parse::<f64>()
+                .is_ok_and(|s| !(0.0..=MAX_SETTING_SECONDS).contains(&s)) =>
+        {
+            Err(Error::setting(
+                variable,
+                format!("`{v}` is not a duration of at most a day"),
+                "ISO-8601 (e.g. PT30S) or seconds, at most PT24H",
+            ))
+        }
         Some(v) => duration::parse_str(v)
+            .filter(|d| d.as_secs_f64() <= MAX_SETTING_SECONDS)
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
                 Error::setting(
                     variable,
-                    format!("`{v}` is not a duration"),
+                    format!("`{v}` is not a duration of at most PT24H"),
                     "ISO-8601 (e.g. PT30S) or seconds",
                 )
             }),
@@ -693,5 +736,25 @@ mod tests {
             s.secret_values(),
             vec!["s3cret".to_string(), "dbpass".to_string()]
         );
+    }
+
+    #[test]
+    fn huge_or_oversized_http_settings_are_refused_naming_the_variable() {
+        for (name, value) in [
+            ("PBIOPS_HTTP_TIMEOUT", "1e30"),
+            ("PBIOPS_HTTP_RETRY_BUDGET", "P400D"),
+            ("PBIOPS_HTTP_TIMEOUT", "-5"),
+            ("PBIOPS_HTTP_MAX_RESPONSE_MB", "5000"),
+            ("PBIOPS_HTTP_MAX_RESPONSE_MB", "0"),
+        ] {
+            let mut all = vars(&[(name, value)]);
+            all.push(("PBIOPS_ODBC".into(), "none".into()));
+            match Settings::from_vars(all) {
+                Err(Error::Settings { variable, .. }) => assert_eq!(variable, name, "{value}"),
+                other => panic!("{name}={value}: {other:?}"),
+            }
+        }
+        let s = settings(&[("PBIOPS_HTTP_TIMEOUT", "PT24H")]);
+        assert_eq!(s.http.timeout, Duration::from_secs(86_400));
     }
 }

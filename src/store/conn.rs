@@ -17,9 +17,12 @@ use secrecy::{ExposeSecret, SecretString};
 use super::Dialect;
 use super::values::{Cols, Value};
 
-/// Seconds a login may take before the store counts as unreachable.
+/// Seconds a login may take before the store counts as unreachable (`SQL_ATTR_LOGIN_TIMEOUT`:
+/// honoured by psqlODBC, measured against a listener that never answers; MariaDB's driver
+/// ignores it, see [`with_timeouts`]).
 const LOGIN_TIMEOUT_SECONDS: u32 = 10;
-/// Seconds a statement may run (honoured by PostgreSQL and SQL Server drivers).
+/// Seconds a statement may run (`SQL_ATTR_QUERY_TIMEOUT`, honoured by PostgreSQL and SQL Server
+/// drivers; MariaDB's gets socket read and write timeouts instead).
 const QUERY_TIMEOUT_SECONDS: usize = 60;
 /// Extra attempts after a deadlock or serialization failure.
 const DEADLOCK_RETRIES: u32 = 8;
@@ -203,13 +206,46 @@ impl Link {
 fn connect(connection_string: &SecretString) -> Result<Connection<'static>, DbError> {
     let env = odbc_api::environment()?;
     let conn = env.connect_with_connection_string(
-        connection_string.expose_secret(),
+        &with_timeouts(connection_string.expose_secret()),
         ConnectionOptions {
             login_timeout_sec: Some(LOGIN_TIMEOUT_SECONDS),
             packet_size: None,
         },
     )?;
     Ok(conn)
+}
+
+/// The connection string with the timeouts its driver needs as attributes. MariaDB Connector/ODBC
+/// ignores `SQL_ATTR_LOGIN_TIMEOUT` (measured with 3.1.15: a server that accepts and never
+/// answers hangs the login forever) but honours `CONN_TIMEOUT` (the login then fails after it),
+/// and takes `READ_TIMEOUT`/`WRITE_TIMEOUT` for each socket read and write of a statement. An
+/// attribute the user set is kept; other drivers, and DSNs, are left as they are.
+fn with_timeouts(cs: &str) -> String {
+    let attributes = attributes(cs);
+    let mariadb = attributes.iter().any(|(key, value)| {
+        let value = value.to_ascii_lowercase();
+        key.eq_ignore_ascii_case("driver")
+            && ["maria", "mysql", "maodbc", "myodbc"]
+                .iter()
+                .any(|name| value.contains(name))
+    });
+    if !mariadb {
+        return cs.to_string();
+    }
+    let mut out = cs.trim_end().to_string();
+    for (key, seconds) in [
+        ("CONN_TIMEOUT", LOGIN_TIMEOUT_SECONDS as usize),
+        ("READ_TIMEOUT", QUERY_TIMEOUT_SECONDS),
+        ("WRITE_TIMEOUT", QUERY_TIMEOUT_SECONDS),
+    ] {
+        if !attributes.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            if !out.is_empty() && !out.ends_with(';') {
+                out.push(';');
+            }
+            out.push_str(&format!("{key}={seconds};"));
+        }
+    }
+    out
 }
 
 /// Closes a lost connection. Dropping a `Connection` panics when the disconnect fails, which is
@@ -316,6 +352,21 @@ fn attributes(cs: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mariadb_gets_socket_timeouts_and_others_are_left_alone() {
+        assert_eq!(
+            with_timeouts("Driver={MariaDB Unicode};Server=db;Pwd={a;b}"),
+            "Driver={MariaDB Unicode};Server=db;Pwd={a;b};CONN_TIMEOUT=10;READ_TIMEOUT=60;WRITE_TIMEOUT=60;"
+        );
+        assert_eq!(
+            with_timeouts("DRIVER=/usr/lib/libmaodbc.so;conn_timeout=3;"),
+            "DRIVER=/usr/lib/libmaodbc.so;conn_timeout=3;READ_TIMEOUT=60;WRITE_TIMEOUT=60;"
+        );
+        let postgres = "Driver={PostgreSQL Unicode};Server=db;";
+        assert_eq!(with_timeouts(postgres), postgres);
+        assert_eq!(with_timeouts("DSN=store"), "DSN=store");
+    }
 
     #[test]
     fn scrub_removes_the_connection_string_and_its_secrets() {

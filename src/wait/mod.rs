@@ -75,9 +75,10 @@ where
             Ok(Poll::Missing) if !seen && start.elapsed() >= grace => return Ok(Waited::Dropped),
             Ok(Poll::Missing) => {}
             // A status read that failed even after its retries does not end a long wait: the
-            // refresh goes on in the service; the next poll (or the deadline) decides.
-            Err(Error::Unavailable { action, last, .. }) if !last_poll => {
-                tracing::warn!("{action}: {last}; the wait goes on");
+            // refresh goes on in the service; the next poll (or the deadline) decides. At the
+            // deadline, the wait has timed out like any other: the refresh may still run.
+            Err(Error::Unavailable { action, last, .. }) => {
+                tracing::warn!("{action}: {last}; the wait goes on until its deadline");
             }
             Err(e) => return Err(e),
         }

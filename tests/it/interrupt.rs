@@ -189,7 +189,11 @@ async fn sigterm_closes_every_open_row_of_a_fleet() {
         Some(&4),
         "three items and the fleet: {statuses:?}"
     );
-    assert_eq!(statuses.get("Running"), Some(&1), "only the history query's own row");
+    assert_eq!(
+        statuses.get("Running"),
+        Some(&1),
+        "only the history query's own row"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ mod claims;
 mod contract;
 mod dataflows;
 mod engine;
+mod faults;
 mod fleet;
 mod interrupt;
 mod refresh;

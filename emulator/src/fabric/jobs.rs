@@ -77,7 +77,7 @@ struct Instance {
     item_id: String,
     job_type: String,
     invoke_type: &'static str,
-    status: &'static str,
+    status: String,
     root_activity_id: String,
     start_time_utc: String,
     end_time_utc: Option<String>,
@@ -85,13 +85,13 @@ struct Instance {
 }
 
 impl Instance {
-    fn new(job: &Job) -> Instance {
+    fn new(job: &Job, now: jiff::Timestamp) -> Instance {
         Instance {
             id: job.id.clone(),
             item_id: job.item_id.clone(),
             job_type: job.job_type.clone(),
             invoke_type: "Manual",
-            status: job.status(),
+            status: job.status_at(now).to_owned(),
             root_activity_id: job.root_activity_id.clone(),
             start_time_utc: fabric_time(job.start),
             end_time_utc: job.end.map(fabric_time),
@@ -158,6 +158,7 @@ pub(crate) async fn run(
         .iter()
         .any(|j| j.running() && j.item_id.eq_ignore_ascii_case(&item.id));
     let mut job = Job::start(&workspace.id, &item.id, &job_type, now, &behaviour);
+    job.hidden = world.take_lag("fabric.job.run");
     if busy {
         job.finish(JobOutcome::Deduped, now, None);
     }
@@ -199,17 +200,19 @@ pub(crate) async fn get(
     let caller = caller(&world, &headers)?;
     let workspace = find_workspace(&state, &caller, &workspace_id)?;
     let item = find_item(workspace, &item_id)?;
-    world.settle_all();
+    let now = world.settle_all();
     let scale = world.clock.scale();
     let job = world
         .job_mut(&job_id)
-        .filter(|j| j.item_id.eq_ignore_ascii_case(&item.id))
+        .filter(|j| j.item_id.eq_ignore_ascii_case(&item.id) && !j.hidden.hides(now))
         .ok_or_else(|| job_not_found(&job_id))?;
-    let body = Instance::new(job);
+    let body = Instance::new(job, now);
     job.observed += 1;
-    let retry_after = real_seconds(job.retry_after as f64, scale);
+    let retry_after = job.retry_after_at(now).map(|s| real_seconds(s, scale));
     let mut response = json_response(StatusCode::OK, &body);
-    insert(&mut response, header::RETRY_AFTER, &retry_after.to_string());
+    if let Some(seconds) = retry_after {
+        insert(&mut response, header::RETRY_AFTER, &seconds.to_string());
+    }
     Ok(response)
 }
 
@@ -232,17 +235,18 @@ pub(crate) async fn list(
     let caller = caller(&world, &headers)?;
     let workspace = find_workspace(&state, &caller, &workspace_id)?;
     let item = find_item(workspace, &item_id)?;
-    world.settle_all();
+    let now = world.settle_all();
     let mut mine: Vec<&mut Job> = world
         .jobs
         .iter_mut()
         .filter(|j| j.item_id.eq_ignore_ascii_case(&item.id))
+        .filter_map(|j| (!j.hidden.misses(now)).then_some(j))
         .collect();
     mine.reverse();
     let instances: Vec<Instance> = mine
         .into_iter()
         .map(|job| {
-            let instance = Instance::new(job);
+            let instance = Instance::new(job, now);
             job.observed += 1;
             instance
         })

@@ -104,6 +104,7 @@ pub(crate) fn start(
     let seconds = world.draw(&dataflow.id, behaviour.duration_seconds.as_ref());
     let ids = (workspace.id.as_str(), dataflow.id.as_str());
     let mut tx = Transaction::start(id, ids, source, now, &behaviour, seconds);
+    tx.hidden = world.take_lag("dataflow.refresh");
     if let Some(capacity) = &workspace.capacity_id {
         // It waits for a slot if its capacity's dataflow pool is full.
         tx.capacity = Some(capacity.to_ascii_lowercase());
@@ -261,23 +262,41 @@ pub(crate) async fn transactions(
     let dataflow = find_dataflow(workspace, &dataflow_id)?;
     let top = int_param(&query, "$top", 1)?
         .map_or(usize::MAX, |t| usize::try_from(t).unwrap_or(usize::MAX));
-    world.settle_all();
+    let now = world.settle_all();
     let mut mine: Vec<&mut Transaction> = world
         .transactions
         .iter_mut()
         .filter(|t| t.dataflow_id.eq_ignore_ascii_case(&dataflow.id))
+        .filter_map(|t| (!t.hidden.misses(now)).then_some(t))
         .collect();
     mine.sort_by_key(|t| std::cmp::Reverse(t.start));
-    let items: Vec<TransactionItem> = mine
+    let quirks = &state.scenario.quirks;
+    let time = if quirks.trimmed_times {
+        wire::trimmed_time
+    } else {
+        history_time
+    };
+    let items: Vec<Value> = mine
         .into_iter()
         .take(top)
-        .map(|tx| {
-            let item = TransactionItem {
-                id: tx.id.clone(),
-                refresh_type: tx.refresh_type.clone(),
-                start_time: history_time(tx.start),
-                end_time: tx.end.map(history_time),
-                status: tx.status(),
+        .enumerate()
+        .map(|(index, tx)| {
+            let item = if quirks.sample_transactions {
+                // The documented sample: `id` only, or `id` and `refreshType`.
+                if index % 2 == 0 {
+                    json!({"id": tx.id})
+                } else {
+                    json!({"id": tx.id, "refreshType": tx.refresh_type})
+                }
+            } else {
+                serde_json::to_value(TransactionItem {
+                    id: tx.id.clone(),
+                    refresh_type: tx.refresh_type.clone(),
+                    start_time: time(tx.start),
+                    end_time: tx.end.map(time),
+                    status: tx.status(),
+                })
+                .unwrap_or_default()
             };
             tx.observed += 1;
             item

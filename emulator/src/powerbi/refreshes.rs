@@ -93,7 +93,8 @@ pub(crate) async fn trigger(
         refresh.number = number;
         refresh.enhanced = enhanced;
         refresh.body = body.map(Value::Object);
-        refresh.hidden_reads = behaviour.history_delay_polls;
+        refresh.hidden = world.take_lag("refresh.post");
+        refresh.hidden.reads += behaviour.history_delay_polls;
         if refresh.capacity.is_some() {
             // It waits for a slot if its capacity is full.
             refresh.began = None;
@@ -158,16 +159,11 @@ pub(crate) async fn history(
     let workspace = find_workspace(&state, &caller, &group_id)?;
     let dataset = find_dataset(workspace, &dataset_id)?;
     let top = int_param(&query, "$top", 1)?.unwrap_or(DEFAULT_TOP);
-    world.settle_all();
+    let now = world.settle_all();
 
     let mut visible: Vec<usize> = Vec::new();
     for (index, refresh) in world.refreshes.iter_mut().enumerate() {
-        if !refresh.dataset_id.eq_ignore_ascii_case(&dataset.id) {
-            continue;
-        }
-        if refresh.hidden_reads > 0 {
-            refresh.hidden_reads -= 1;
-        } else {
+        if refresh.dataset_id.eq_ignore_ascii_case(&dataset.id) && !refresh.hidden.misses(now) {
             visible.push(index);
         }
     }
@@ -176,11 +172,16 @@ pub(crate) async fn history(
         (b.start, b.number).cmp(&(a.start, a.number))
     });
     visible.truncate(usize::try_from(top).unwrap_or(usize::MAX));
+    let time = if state.scenario.quirks.trimmed_times {
+        wire::trimmed_time
+    } else {
+        wire::history_time
+    };
     let items: Vec<HistoryItem> = visible
         .into_iter()
         .map(|index| {
             let refresh = &mut world.refreshes[index];
-            let item = HistoryItem::new(refresh);
+            let item = HistoryItem::new(refresh, time);
             refresh.observed += 1;
             item
         })

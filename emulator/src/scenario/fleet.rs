@@ -192,6 +192,7 @@ impl Fleet {
             rate_limit: self.rate_limit,
             seed: self.seed,
             time_scale: self.time_scale,
+            quirks: Default::default(),
         };
         scenario.validate()?;
         Ok(scenario)

@@ -183,9 +183,23 @@ pub struct JobBehaviour {
     /// `failureReason` of a failed job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<FailureReason>,
-    /// The `Retry-After` seconds of the job's 202 and status answers.
+    /// The `Retry-After` seconds of the job's 202 and status answers (a real trigger says 60).
     #[serde(default = "default_retry_after")]
     pub retry_after_seconds: u64,
+    /// Status reads carry a `Retry-After` counting down to the job's end (recorded: 59, 57, 45,
+    /// 3, 2, 0) and none once it reads as ended, instead of a constant `retryAfterSeconds`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub countdown_retry_after: bool,
+    /// Emulator seconds the job still reads `InProgress` (its `endTimeUtc` already set) after it
+    /// ended (recorded: ~110 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_lag_seconds: Option<f64>,
+    /// The status word the ended job shows instead of its outcome's, e.g. a status outside the
+    /// documented `Completed`/`Failed`/`Cancelled`/`Deduped` ("Additional statuses may be added
+    /// over time"; Fabric's workload SDK lists `NotFound`, `Duplicate`, `OwnerUserMissing`,
+    /// `DeadLettered`, `Unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_status: Option<String>,
 }
 
 impl Default for JobBehaviour {
@@ -196,6 +210,9 @@ impl Default for JobBehaviour {
             outcome: JobOutcome::Completed,
             failure_reason: None,
             retry_after_seconds: default_retry_after(),
+            countdown_retry_after: false,
+            status_lag_seconds: None,
+            end_status: None,
         }
     }
 }
@@ -266,7 +283,14 @@ impl DataflowBehaviour {
 impl JobBehaviour {
     /// Checks the values serde cannot; the error starts with the field name.
     pub(crate) fn check(&self) -> Result<(), String> {
-        check_duration(self.duration_seconds).map_err(|e| format!("durationSeconds: {e}"))
+        check_duration(self.duration_seconds).map_err(|e| format!("durationSeconds: {e}"))?;
+        check_duration(self.status_lag_seconds).map_err(|e| format!("statusLagSeconds: {e}"))?;
+        match self.end_status.as_deref() {
+            Some(word) if word.is_empty() || !word.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                Err(format!("endStatus: '{word}' is not a status word"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod duration;
 mod fleet;
 mod identity;
 mod items;
+mod quirks;
 mod time;
 
 pub use duration::DurationSpec;
@@ -19,6 +20,7 @@ pub use items::{
     JobBehaviour, JobOutcome, Report, ReportType, SeededStatus, SeededTransaction,
     TransactionOutcome,
 };
+pub use quirks::Quirks;
 pub(crate) use time::{check_duration, check_spec, resolve_time, seconds};
 
 use jiff::Timestamp;
@@ -69,6 +71,13 @@ pub struct Scenario {
     /// Emulator seconds per real second (benchmarks compress time); default 1.
     #[serde(default = "default_time_scale")]
     pub time_scale: f64,
+    /// Real-service shapes the emulator produces only when asked.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub quirks: Quirks,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn default_time_scale() -> f64 {
@@ -294,6 +303,7 @@ impl Scenario {
             return Err("tokenPrefix: must be printable ASCII without spaces".to_owned());
         }
         identity::validate(self)?;
+        self.quirks.check().map_err(|e| format!("quirks.{e}"))?;
         let mut workspace_ids = HashSet::new();
         let mut dataset_ids = HashSet::new();
         let mut request_ids = HashSet::new();

@@ -10,6 +10,7 @@ mod control;
 mod dataflows;
 mod discovery;
 mod fabric;
+mod faults;
 mod flows;
 mod load;
 mod managed;

@@ -266,3 +266,81 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         raw = &raw[end + 4 + size..];
     }
 }
+
+/// What came over a socket for one request, however the connection ended.
+#[derive(Debug)]
+pub struct Raw {
+    /// The status line and headers (empty if none arrived).
+    pub head: String,
+    /// The body bytes received.
+    pub body: Vec<u8>,
+    /// Whether the connection ended in an error (reset) rather than a clean close.
+    pub reset: bool,
+}
+
+impl Raw {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    pub fn status(&self) -> u16 {
+        self.head.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Emu {
+    /// One request, reading whatever arrives until the connection ends (cleanly or not).
+    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>) -> Raw {
+        let addr = self.emulator.addr();
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let body = if method == "POST" { "{}" } else { "" };
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let reset = loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => break false,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(_) => break true,
+            }
+        };
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(raw.len());
+        Raw {
+            head: String::from_utf8_lossy(&raw[..split]).into_owned(),
+            body: raw.get(split + 4..).unwrap_or_default().to_vec(),
+            reset,
+        }
+    }
+
+    /// Adds a fault through the control API.
+    pub async fn fault(&self, fault: Value) {
+        let reply = self.post("/_emulator/faults", None, Some(fault)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+
+    /// Moves the emulator's clock forward.
+    pub async fn advance(&self, seconds: f64) {
+        let reply = self
+            .post(
+                "/_emulator/clock/advance",
+                None,
+                Some(serde_json::json!({ "seconds": seconds })),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+}
