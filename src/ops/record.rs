@@ -96,7 +96,8 @@ impl<'a> Recorder<'a> {
                 kestra_flow_id: settings.kestra.flow_id.clone(),
                 kestra_namespace: settings.kestra.namespace.clone(),
                 pbiops_version: env!("CARGO_PKG_VERSION").to_string(),
-                task_json,
+                // A configured secret typed into a task field never reaches the log.
+                task_json: task_json.map(|t| crate::redact::scrub(&t)),
             })
             .await?;
         Ok(Recorder {

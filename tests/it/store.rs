@@ -618,3 +618,21 @@ async fn new_power_bi_tokens_are_appended_to_the_legacy_table_and_too_long_ones_
         "the hint says how to fix it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_secret_typed_into_a_task_field_is_not_stored() {
+    let emu = emulator(scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = with_store(&emu, &sqlite(dir.path()), &[]);
+    let run = run(Input::Env(refresh_task(SECRET, "Sales Model")), &env).await;
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    let db = std::fs::read(dir.path().join("pbiops.db")).expect("db");
+    assert!(
+        !contains(&db, SECRET.as_bytes()),
+        "the secret is in the store file"
+    );
+    assert!(
+        contains(&db, b"REDACTED"),
+        "the task row is there, scrubbed"
+    );
+}
