@@ -27,7 +27,7 @@ const TRIGGER_ATTEMPTS: u32 = 3;
 const SKEW: SignedDuration = SignedDuration::from_secs(60);
 
 /// How to run one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Options {
     /// Wait bounds.
     pub wait: WaitOptions,

@@ -609,3 +609,28 @@ async fn the_expected_duration_comes_from_history_and_an_overrun_is_reported() {
     assert_eq!(fresh.outputs().expected_seconds, None);
     assert_eq!(fresh.outputs().overran, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_overrun_ends_the_wait_early_and_applies_on_timeout() {
+    let mut s = scenario();
+    s["workspaces"][0]["datasets"][3]["history"] = json!([
+        {"requestId": "e0000000-0000-4000-8000-0000000000b1", "refreshType": "Scheduled", "status": "Completed",
+         "startTime": "-PT1H", "endTime": "-PT59M59.5S"}
+    ]);
+    let emu = emulator(s).await;
+    let mut task = refresh_task("Sales", "Slow Model");
+    task["refresh"] = json!({"type": "Full"});
+    task["maxOverrun"] = json!(2);
+    task["onTimeout"] = json!("cancel");
+    let run = run_task(&emu, task).await;
+    assert_eq!(run.code, 5, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(out.error_code.as_deref(), Some("OverrunLimit"));
+    assert_eq!(out.status.as_deref(), Some("Cancelled"));
+    assert_eq!(out.overran, Some(true));
+    assert!(
+        out.wait_seconds.expect("waited") >= 1.0,
+        "2 × the 0.5 s p90"
+    );
+    assert_eq!(requests_to(&emu, "refresh.delete").await.len(), 1);
+}
