@@ -187,3 +187,65 @@ async fn two_runs_on_one_gen2_dataflow_start_one_job() {
         "one job, none deduped"
     );
 }
+
+/// Two runs sharing a store, each refreshing two models of one capacity with
+/// `maxParallelPerCapacity: 1`: the capacity never runs two refreshes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
+    let mut s = scenario();
+    let models: Vec<Value> = (1..=4)
+        .map(|i| {
+            json!({"id": format!("d0000000-0000-4000-8000-0000000001{i:02}"), "name": format!("Pool {i}"),
+                   "refresh": {"durationSeconds": 0.4}})
+        })
+        .collect();
+    s["capacities"] = json!([{"id": "cap-pool", "concurrency": 8}]);
+    s["workspaces"]
+        .as_array_mut()
+        .expect("workspaces")
+        .push(json!({
+            "id": "a0000000-0000-4000-8000-0000000000c1", "name": "Pool", "dedicatedCapacity": true,
+            "capacityId": "cap-pool", "datasets": models
+        }));
+    let emu = emulator(s).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let setup = run(
+        Input::Env(json!({"operation": "history"})),
+        &shared_store(&emu, dir.path(), "setup"),
+    )
+    .await;
+    assert_eq!(setup.code, 0, "{}", setup.stdout);
+    let fleet = |a: &str, b: &str| {
+        json!({"operation": "dataset.refresh", "maxParallelPerCapacity": 1,
+               "poll": {"min": 0.02, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S",
+               "targets": [{"workspace": "Pool", "dataset": a}, {"workspace": "Pool", "dataset": b}]})
+    };
+    let first = {
+        let (env, task) = (
+            shared_store(&emu, dir.path(), "exec-a"),
+            fleet("Pool 1", "Pool 2"),
+        );
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    let second = {
+        let (env, task) = (
+            shared_store(&emu, dir.path(), "exec-b"),
+            fleet("Pool 3", "Pool 4"),
+        );
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    let (a, b) = (first.await.expect("first"), second.await.expect("second"));
+    assert_eq!((a.code, b.code), (0, 0), "{}\n---\n{}", a.stdout, b.stdout);
+    let capacities = control(&emu, "GET", "capacities", None).await;
+    let pool = capacities
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["id"] == "cap-pool")
+        .expect("cap-pool");
+    assert_eq!(
+        pool["peak"], 1,
+        "one refresh at a time on the capacity: {pool}"
+    );
+    assert_eq!(requests_to(&emu, "refresh.post").await.len(), 4);
+}
