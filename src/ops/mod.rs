@@ -22,7 +22,7 @@ use crate::http::Http;
 use crate::kestra::Reporter;
 use crate::powerbi::PowerBi;
 use crate::powerbi::wire::{Dataset, Group, Refresh};
-pub use crate::refresh::fleet::TargetResult;
+pub use crate::refresh::summary::TargetResult;
 use crate::resolve;
 use crate::settings::{Profile, Settings};
 use crate::task::{DatasetTarget, Task};

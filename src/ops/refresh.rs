@@ -4,9 +4,10 @@
 use super::Context;
 use super::outputs::{Outputs, Status};
 use crate::error::{Error, ExitCode};
-use crate::refresh::fleet::{self, Limits, Node, TargetResult};
+use crate::refresh::fleet::{self, Limits, Node};
 use crate::refresh::items::Catalog;
 use crate::refresh::runner::{self, Options};
+use crate::refresh::summary::{self, TargetResult};
 use crate::refresh::{Kind, Outcome, Refreshable, lineage};
 use crate::settings::Profile;
 use crate::task::{
@@ -137,7 +138,7 @@ pub(super) async fn dataflow(
             .map(|n| fleet::skipped(n, &root_key, &ended))
             .collect()
     };
-    let cascade = fleet::summarize(results, &task.output_file, out);
+    let cascade = summary::summarize(results, &task.output_file, out);
     Ok(if code == ExitCode::Success {
         cascade
     } else {
@@ -188,7 +189,7 @@ pub(super) async fn fleet(
     };
     let results: Vec<TargetResult> = fleet::run(ctx, &profile.name, nodes, limits).await;
     out.makespan_seconds = Some(super::outputs::secs(began.elapsed().as_secs_f64()));
-    Ok(fleet::summarize(results, &task.output_file, out))
+    Ok(summary::summarize(results, &task.output_file, out))
 }
 
 /// One item through the engine, its outcome rendered into the outputs.

@@ -23,6 +23,7 @@ pub(crate) mod lineage;
 mod model;
 pub(crate) mod outcome;
 pub(crate) mod runner;
+pub(crate) mod summary;
 
 use std::time::Duration;
 
