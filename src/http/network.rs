@@ -64,28 +64,39 @@ pub(super) enum Blocked {
 pub(super) fn blocked(e: &reqwest::Error) -> Option<Blocked> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
-        // An io::Error's source() skips the error it wraps: look inside it explicitly.
-        let inner = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|e| e as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
+        // An io::Error's source() skips the error it wraps (which may be another io::Error):
+        // look inside each layer explicitly.
+        let mut candidate = Some(err);
+        while let Some(c) = candidate {
             if let Some(rustls::Error::InvalidCertificate(reason)) =
-                candidate.downcast_ref::<rustls::Error>()
+                c.downcast_ref::<rustls::Error>()
             {
                 return Some(Blocked::Certificate(certificate_reason(reason)));
             }
             // hyper-util's tunnel error type is private; its text is stable and specific.
-            if candidate
-                .to_string()
-                .contains("proxy authorization required")
-            {
+            if c.to_string().contains("proxy authorization required") {
                 return Some(Blocked::ProxyAuth);
             }
+            candidate = c
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
         }
         source = err.source();
     }
-    None
+    // The same rustls error, when a layer re-wrapped it as text.
+    let text = format!("{e:?}");
+    let reason = text.split("invalid peer certificate: ").nth(1)?;
+    let name: String = reason
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    Some(Blocked::Certificate(match name.as_str() {
+        "UnknownIssuer" => certificate_reason(&rustls::CertificateError::UnknownIssuer),
+        "Expired" => certificate_reason(&rustls::CertificateError::Expired),
+        "NotValidForName" => certificate_reason(&rustls::CertificateError::NotValidForName),
+        _ => format!("it was refused ({name})"),
+    }))
 }
 
 fn certificate_reason(reason: &rustls::CertificateError) -> String {
