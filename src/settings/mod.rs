@@ -129,6 +129,9 @@ const FOREIGN: &[&str] = &[
     "all_proxy",
     "NO_PROXY",
     "no_proxy",
+    // Read by the TLS library itself; pbiops only warns that it replaces the system's roots.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     // Passed by our Kestra flows, recorded in the operation log.
     "KESTRA_EXECUTION_ID",
     "KESTRA_TASKRUN_ID",
@@ -309,6 +312,13 @@ impl Settings {
             }
         }
         default_profile_fallbacks(&mut profiles, &foreign, &mut notices);
+        for variable in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+            if foreign(variable).is_some() {
+                notices.push(format!(
+                    "{variable} is set: it replaces the system's trusted roots instead of adding to them, so hosts signed by a public CA may fail; to trust a corporate CA as well, unset it and set PBIOPS_CA_FILE"
+                ));
+            }
+        }
 
         let managed_identity = match (foreign("IDENTITY_ENDPOINT"), foreign("IDENTITY_HEADER")) {
             (Some(url), Some(header)) => ManagedIdentityEndpoint::AppService {
@@ -815,6 +825,47 @@ mod tests {
         assert_eq!(
             s.secret_values(),
             vec!["s3cret".to_string(), "dbpass".to_string()]
+        );
+    }
+
+    #[test]
+    fn clouds_set_the_endpoints_and_explicit_endpoints_still_win() {
+        let s = settings(&[("PBIOPS_CLOUD", "dod")]);
+        assert_eq!(s.cloud, Cloud::Dod);
+        assert_eq!(s.endpoints.authority, "https://login.microsoftonline.us");
+        assert_eq!(
+            s.endpoints.powerbi,
+            "https://api.mil.powerbigov.us/v1.0/myorg"
+        );
+        let s = settings(&[
+            ("PBIOPS_CLOUD", "china"),
+            ("PBIOPS_POWERBI_URL", "http://127.0.0.1:5480/v1.0/myorg"),
+        ]);
+        assert_eq!(s.endpoints.authority, "https://login.chinacloudapi.cn");
+        assert_eq!(s.endpoints.powerbi, "http://127.0.0.1:5480/v1.0/myorg");
+        let err = Settings::from_vars(vars(&[("PBIOPS_CLOUD", "azure-germany")])).expect_err("bad");
+        assert!(err.to_string().contains("`PBIOPS_CLOUD`"));
+        // PBIOPS_CLOUD alone does not make a default profile.
+        assert!(
+            settings(&[("PBIOPS_CLOUD", "usgov")])
+                .profile_names()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn proxy_passwords_are_secret_and_ssl_cert_file_gets_a_notice() {
+        let s = settings(&[
+            ("HTTPS_PROXY", "http://svc:pr0xy-pass@proxy:3128"),
+            ("SSL_CERT_FILE", "/etc/corp.pem"),
+        ]);
+        assert!(s.secret_values().contains(&"pr0xy-pass".to_string()));
+        assert!(!format!("{s:?}").contains("pr0xy-pass"));
+        assert!(s.notices.iter().any(|n| n.contains("PBIOPS_CA_FILE")));
+        assert!(
+            s.network
+                .identity_hosts
+                .contains(&"169.254.169.254".to_string())
         );
     }
 
