@@ -346,6 +346,28 @@ async fn a_refresh_goes_through_the_proxy_while_loopback_and_the_identity_endpoi
         1,
         "the identity endpoint was reached directly: {imds:?}"
     );
+
+    // A service principal: the token request goes through the proxy too.
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("PBIOPS_MANAGED") && k != "PBIOPS_IMDS_URL")
+        .collect();
+    set(&mut env, "PBIOPS_TENANT_ID", support::TENANT);
+    set(&mut env, "PBIOPS_CLIENT_ID", support::CLIENT);
+    set(&mut env, "PBIOPS_CLIENT_SECRET", support::SECRET);
+    let before = proxy.seen().len();
+    let run = support::run(Input::Env(refresh()), &env).await;
+    assert_eq!(run.code, 0, "{}", run.log_text());
+    let lines: Vec<String> = proxy.seen()[before..]
+        .iter()
+        .map(|s| s.line.clone())
+        .collect();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(format!("CONNECT {LOGIN_HOST}:{port} HTTP/1.1").as_str()),
+        "{lines:?}"
+    );
+    assert!(lines[1..].iter().all(|l| l.contains(API_HOST)), "{lines:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
