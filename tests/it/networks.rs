@@ -241,6 +241,28 @@ async fn fabric_is_refused_before_anything_is_sent_in_a_cloud_without_it() {
         "{message}"
     );
     assert!(support::requests(&emu).await.is_empty(), "nothing was sent");
+    // A Dataflow Gen2 refresh: the same refusal, and nothing reaches Fabric.
+    let run = support::run(
+        Input::Env(
+            json!({"operation": "dataflow.refresh", "workspace": WS_SALES,
+                          "dataflow": support::ITEM_GEN2, "generation": 2,
+                          "poll": {"min": 0.01, "max": 0.05}, "timeout": "PT60S"}),
+        ),
+        &env,
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.log_text());
+    assert_eq!(run.outputs().error_code.as_deref(), Some("InvalidSettings"));
+    let fabric: Vec<Value> = support::requests(&emu)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["route"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("fabric."))
+        })
+        .collect();
+    assert!(fabric.is_empty(), "nothing reached Fabric: {fabric:?}");
     // Power BI works in the same cloud.
     let run = support::run(Input::Env(refresh()), &env).await;
     assert_eq!(run.code, 0, "{}", run.log_text());
