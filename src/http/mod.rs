@@ -187,6 +187,16 @@ impl Http {
     /// Builds the client with the budget's per-request timeout, the proxies of `network` (never
     /// for loopback, link-local or managed identity endpoints) and its extra roots.
     pub fn with_network(budget: HttpBudget, network: &Network) -> Result<Http, Error> {
+        for (scheme, proxy) in [("https", &network.https), ("http", &network.http)] {
+            if let Some(p) = proxy {
+                // Named without credentials; loopback, link-local and identity hosts bypass it.
+                tracing::debug!(
+                    "{scheme}:// URLs go through the proxy {} ({})",
+                    p.display,
+                    p.variable
+                );
+            }
+        }
         Ok(Http {
             client: network::client(&budget, network)?,
             budget,
