@@ -106,6 +106,7 @@ pub(super) async fn dataflow(
                 wait: refresh.wait,
                 if_running: IfRunning::Attach,
                 on_timeout: OnTimeout::Leave,
+                per_capacity: None,
             },
             depends_on,
         });
@@ -170,7 +171,10 @@ pub(super) async fn fleet(
             workspace: workspace.clone(),
             given,
             item: catalog.item(&target.refresh).await,
-            opts: options(&target.refresh),
+            opts: Options {
+                per_capacity: task.max_per_capacity,
+                ..options(&target.refresh)
+            },
             depends_on: target
                 .depends_on
                 .iter()
@@ -234,11 +238,13 @@ pub(super) fn options(refresh: &ItemRefresh) -> Options {
             wait: r.wait,
             if_running: r.if_running,
             on_timeout: r.on_timeout,
+            per_capacity: None,
         },
         ItemRefresh::Dataflow(r) => Options {
             wait: r.wait,
             if_running: r.if_running,
             on_timeout: r.on_timeout,
+            per_capacity: None,
         },
     }
 }

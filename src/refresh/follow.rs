@@ -55,7 +55,12 @@ impl Follower<'_, '_> {
         if let Some(pause) = run.retry_after {
             tokio::time::sleep(pause.min(self.remaining())).await;
         }
-        let overrun = Overrun::new(self.expectation, &self.what(), started);
+        let overrun = Overrun::new(
+            self.expectation,
+            self.opts.wait.max_overrun,
+            &self.what(),
+            started,
+        );
         let current = RefCell::new(run);
         let item = self.item;
         let waited = wait::until_done(
@@ -73,11 +78,10 @@ impl Follower<'_, '_> {
                         Some(run) => {
                             let after = run.retry_after;
                             let done = run.status.is_some();
-                            if !done {
-                                overrun.check();
-                            }
+                            // Past `maxOverrun`, the wait ends as at the timeout.
+                            let given_up = !done && overrun.check();
                             *current.borrow_mut() = run.clone();
-                            match (done, after) {
+                            match (done || given_up, after) {
                                 (true, _) => Poll::Done(run),
                                 (false, Some(after)) => Poll::RunningFor(after),
                                 (false, None) => Poll::Running,
@@ -90,6 +94,18 @@ impl Follower<'_, '_> {
         .await?;
         let last = current.into_inner();
         let mut outcome = match waited {
+            Waited::Done(run) if run.status.is_none() => {
+                let outcome = Outcome {
+                    service_status: run.service_status.clone(),
+                    start: run.start,
+                    objects: run.objects.clone(),
+                    wait_seconds: Some(secs(began.elapsed().as_secs_f64())),
+                    ..base
+                };
+                let mut outcome = self.timed_out(Some(&run), outcome).await;
+                overrun.explain(&mut outcome);
+                outcome
+            }
             Waited::Done(run) => self.ended(&run, attached, began),
             Waited::Dropped => self.dropped(base, began),
             Waited::TimedOut => {
@@ -262,6 +278,8 @@ impl Follower<'_, '_> {
 /// warning, once, when the run passes what nine in ten recent runs took.
 struct Overrun {
     expectation: Option<Expectation>,
+    /// `maxOverrun`: the multiple of the p90 at which the wait gives up.
+    limit: Option<f64>,
     what: String,
     /// When the run started, on the wait's clock.
     start: tokio::time::Instant,
@@ -269,7 +287,12 @@ struct Overrun {
 }
 
 impl Overrun {
-    fn new(expectation: Option<Expectation>, what: &str, running_for: Duration) -> Overrun {
+    fn new(
+        expectation: Option<Expectation>,
+        limit: Option<f64>,
+        what: &str,
+        running_for: Duration,
+    ) -> Overrun {
         let now = tokio::time::Instant::now();
         let start = now.checked_sub(running_for).unwrap_or(now);
         if let Some(e) = expectation {
@@ -285,16 +308,18 @@ impl Overrun {
         }
         Overrun {
             expectation,
+            limit,
             what: what.to_string(),
             start,
             warned: std::cell::Cell::new(false),
         }
     }
 
-    /// Warns once when the run has been going longer than its p90.
-    fn check(&self) {
+    /// Warns once when the run has been going longer than its p90; true once it has gone on
+    /// for `maxOverrun` times that.
+    fn check(&self) -> bool {
         let Some(e) = self.expectation else {
-            return;
+            return false;
         };
         let running = self.start.elapsed();
         if running > e.p90 && !self.warned.replace(true) {
@@ -307,6 +332,21 @@ impl Overrun {
                 e.p90.as_secs_f64()
             );
         }
+        self.limit
+            .is_some_and(|limit| running.as_secs_f64() > limit * e.p90.as_secs_f64())
+    }
+
+    /// The outcome of a wait ended by `maxOverrun`.
+    fn explain(&self, outcome: &mut Outcome) {
+        let (Some(e), Some(limit)) = (self.expectation, self.limit) else {
+            return;
+        };
+        outcome.error_code = Some("OverrunLimit".into());
+        outcome.error_message = Some(format!(
+            "the refresh of {} ran past {limit}× the {:.0}s within which 9 in 10 recent runs ended (maxOverrun); the wait ended early",
+            self.what,
+            e.p90.as_secs_f64()
+        ));
     }
 
     /// `expectedSeconds` and `overran` on the outcome.

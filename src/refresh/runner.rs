@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::admission;
 use super::follow::{expectation, newest_new};
 use super::{Outcome, Refreshable, Run, Triggered};
 use crate::error::{Error, ExitCode, ServiceError};
@@ -27,7 +28,7 @@ const TRIGGER_ATTEMPTS: u32 = 3;
 const SKEW: SignedDuration = SignedDuration::from_secs(60);
 
 /// How to run one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Options {
     /// Wait bounds.
     pub wait: WaitOptions,
@@ -35,6 +36,8 @@ pub(crate) struct Options {
     pub if_running: IfRunning,
     /// Timeout policy.
     pub on_timeout: OnTimeout,
+    /// `maxParallelPerCapacity` of a fleet: with a store, it holds across every process.
+    pub per_capacity: Option<usize>,
 }
 
 /// Refreshes `item` as `profile` and returns how it ended; `out` receives the item and, as soon
@@ -87,7 +90,21 @@ pub(crate) async fn refresh_with(
     match store.claim_item(&key, holder, ttl).await? {
         Claim::Held { holder, since } => follower.on_claimed(holder, since, out).await,
         Claim::Ours => {
-            let result = follower.trigger(out).await;
+            let result = match opts.per_capacity {
+                None => follower.trigger(out).await,
+                Some(limit) => {
+                    let step = opts
+                        .wait
+                        .poll_min
+                        .clamp(Duration::from_millis(50), Duration::from_secs(5));
+                    let deadline = follower.deadline;
+                    match admission::admit(store, holder, info, limit, step, deadline).await {
+                        Ok(Some(slot)) => slot.hold(follower.trigger(out)).await,
+                        Ok(None) => Ok(follower.no_slot().await),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
             if let Err(e) = store.release_item(&key, holder).await {
                 tracing::warn!("{e}; the claim lapses on its own");
             }
@@ -265,6 +282,21 @@ impl<'a, 'c> Follower<'a, 'c> {
                 self.follow(target, true, out).await
             }
         }
+    }
+
+    /// The timeout passed while every slot of the item's capacity stayed taken.
+    async fn no_slot(&self) -> Outcome {
+        let mut outcome = self
+            .timed_out(None, Outcome::new(Status::Running, ExitCode::Timeout))
+            .await;
+        outcome.status = Status::Skipped;
+        outcome.error_code = Some("NoCapacitySlot".into());
+        outcome.error_message = Some(format!(
+            "no slot of capacity {} came free within the timeout: {} was not refreshed",
+            self.item.info().capacity,
+            self.what()
+        ));
+        outcome
     }
 
     /// Triggers, checking the runs after every ambiguous answer before trying again.

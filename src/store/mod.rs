@@ -21,6 +21,7 @@ mod history;
 mod migrate;
 mod operations;
 pub mod schema;
+mod slots;
 #[cfg(test)]
 mod sql_text_tests;
 mod tokens;
@@ -38,6 +39,7 @@ pub use crypto::TokenKey;
 pub use dialect::{Dialect, validate_table_name};
 pub use history::{HistoryFilter, OperationRow, TaskRun};
 pub use operations::{ABANDONED, Finish, INTERRUPTED, NewOperation, RUNNING};
+pub use slots::Slot;
 pub use tokens::{NewToken, StoredToken, TokenInfo};
 use values::Value;
 

@@ -147,6 +147,34 @@ pub const CLAIMS: Table = Table {
     indexes: &[],
 };
 
+/// One row per capacity slot held: `maxParallelPerCapacity` across every process using the
+/// store (the primary key lets one holder take a slot number).
+pub const SLOTS: Table = Table {
+    name: "pbiops_slots",
+    columns: &[
+        col("capacity", Kind::Text(200)),
+        col("slot", Kind::Int),
+        col("holder", Kind::Text(32)),
+        col("acquired_at", Kind::Time),
+        col("expires_at", Kind::Time),
+    ],
+    primary_key: &["capacity", "slot"],
+    indexes: &[],
+};
+
+/// The runs waiting for a capacity slot, in order of arrival.
+pub const SLOT_QUEUE: Table = Table {
+    name: "pbiops_slot_queue",
+    columns: &[
+        col("capacity", Kind::Text(200)),
+        col("holder", Kind::Text(32)),
+        col("arrived_at", Kind::Time),
+        col("expires_at", Kind::Time),
+    ],
+    primary_key: &["capacity", "holder"],
+    indexes: &[],
+};
+
 /// A numbered schema change.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -165,6 +193,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         creates: &[CLAIMS],
+    },
+    Migration {
+        version: 3,
+        creates: &[SLOTS, SLOT_QUEUE],
     },
 ];
 
@@ -214,7 +246,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(versions, sorted);
-        assert_eq!(latest_version(), 2);
+        assert_eq!(latest_version(), 3);
         assert_eq!(text_limit(&OPERATIONS, "error_message"), Some(2000));
     }
 }

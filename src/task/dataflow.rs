@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::required;
-use super::fields::{Dur, Generation, Name, Parallel, Profile};
+use super::fields::{Dur, Generation, Multiple, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::operation::Operation;
 use super::wait::{RawPoll, WaitFields};
@@ -64,6 +64,8 @@ pub struct RawDataflowRefresh {
     pub poll: Option<RawPoll>,
     /// How long a new refresh may be missing from the service before it counts as dropped (default PT2M).
     pub grace: Option<Dur>,
+    /// End the wait early (as at the timeout, with onTimeout) once the refresh has run this many times as long as 9 in 10 of the item's recent successful ones.
+    pub max_overrun: Option<Multiple>,
 }
 
 impl RawDataflowRefresh {
@@ -74,6 +76,7 @@ impl RawDataflowRefresh {
             timeout: self.timeout,
             poll: self.poll.take(),
             grace: self.grace,
+            max_overrun: self.max_overrun,
         };
         match self.targets.take() {
             Some(targets) => self.fleet(targets, wait),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::fields::{Dur, Name, Parallel, Profile};
+use super::fields::{Dur, Multiple, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::json::invalid;
 use super::operation::Operation;
@@ -47,6 +47,8 @@ pub struct RawDatasetRefresh {
     pub poll: Option<RawPoll>,
     /// How long a new refresh may be missing from the service before it counts as dropped (default PT2M).
     pub grace: Option<Dur>,
+    /// End the wait early (as at the timeout, with onTimeout) once the refresh has run this many times as long as 9 in 10 of the item's recent successful ones.
+    pub max_overrun: Option<Multiple>,
     /// Standard refresh only: the e-mail the service sends.
     pub notify_option: Option<NotifyOption>,
     /// Enhanced refresh options; any of them makes the refresh enhanced.
@@ -131,6 +133,7 @@ impl RawDatasetRefresh {
             timeout: self.timeout,
             poll: self.poll.take(),
             grace: self.grace,
+            max_overrun: self.max_overrun,
         };
         match self.targets.take() {
             Some(targets) => self.fleet(targets, wait),

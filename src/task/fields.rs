@@ -242,3 +242,29 @@ impl JsonSchema for Profile {
         json_schema!({"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"})
     }
 }
+
+/// A multiple of an item's p90 duration (`maxOverrun`): a finite number from 1 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Multiple(pub f64);
+
+impl<'de> Deserialize<'de> for Multiple {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match f64::deserialize(d)? {
+            n if n.is_finite() && (1.0..=100.0).contains(&n) => Ok(Multiple(n)),
+            n => Err(invalid(
+                format!("`{n}` is not a multiple between 1 and 100"),
+                "e.g. 2: end the wait once the refresh has run twice as long as 9 in 10 recent ones",
+            )),
+        }
+    }
+}
+
+impl JsonSchema for Multiple {
+    fn schema_name() -> Cow<'static, str> {
+        "Multiple".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "number", "minimum": 1, "maximum": 100})
+    }
+}

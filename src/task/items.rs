@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::{RawRefresh, refresh_task};
-use super::fields::{Dur, Name, Profile};
+use super::fields::{Dur, Multiple, Name, Profile};
 use super::json::invalid;
 use super::wait::{RawPoll, WaitFields};
 use super::words::NotifyOption;
@@ -44,6 +44,8 @@ pub struct RawReportRefresh {
     pub poll: Option<RawPoll>,
     /// How long a new refresh may be missing from the service before it counts as dropped (default PT2M).
     pub grace: Option<Dur>,
+    /// End the wait early (as at the timeout, with onTimeout) once the refresh has run this many times as long as 9 in 10 of the item's recent successful ones.
+    pub max_overrun: Option<Multiple>,
 }
 
 impl RawReportRefresh {
@@ -61,6 +63,7 @@ impl RawReportRefresh {
             timeout: self.timeout,
             poll: self.poll,
             grace: self.grace,
+            max_overrun: self.max_overrun,
         };
         Ok(Task::ReportRefresh(ReportRefreshTask {
             report,
@@ -102,6 +105,8 @@ pub struct RawFlowTrigger {
     pub poll: Option<RawPoll>,
     /// With monitor: how long the refresh may be missing from the service (default PT2M).
     pub grace: Option<Dur>,
+    /// End the wait early (as at the timeout, with onTimeout) once the refresh has run this many times as long as 9 in 10 of the item's recent successful ones.
+    pub max_overrun: Option<Multiple>,
 }
 
 /// `flow.trigger`'s `monitor`: the Gen1 dataflow the flow refreshes.
@@ -145,6 +150,7 @@ impl RawFlowTrigger {
             timeout: self.timeout,
             poll: self.poll,
             grace: self.grace,
+            max_overrun: self.max_overrun,
         };
         if self.monitor.is_none() {
             let given = wait

@@ -145,7 +145,7 @@ pub enum OnTimeout {
 }
 
 /// Bounds and deadlines of a wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WaitOptions {
     /// Whether to wait at all.
     pub wait: bool,
@@ -157,6 +157,8 @@ pub struct WaitOptions {
     pub poll_max: Duration,
     /// How long a new refresh id may be missing from the service before it counts as dropped.
     pub grace: Duration,
+    /// End the wait once the refresh has run this many times its item's p90 duration.
+    pub max_overrun: Option<f64>,
 }
 
 /// A `dataset.refresh` task.

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::WaitOptions;
-use super::fields::Dur;
+use super::fields::{Dur, Multiple};
 use crate::error::Error;
 
 /// Default overall wait: the service's own default per-attempt timeout (five hours).
@@ -44,6 +44,8 @@ pub struct WaitFields {
     pub poll: Option<RawPoll>,
     /// `grace`.
     pub grace: Option<Dur>,
+    /// `maxOverrun`.
+    pub max_overrun: Option<Multiple>,
 }
 
 impl WaitFields {
@@ -54,6 +56,7 @@ impl WaitFields {
             ("timeout", self.timeout.is_some()),
             ("poll", self.poll.is_some()),
             ("grace", self.grace.is_some()),
+            ("maxOverrun", self.max_overrun.is_some()),
         ]
         .into_iter()
         .find_map(|(name, given)| given.then_some(name))
@@ -84,6 +87,7 @@ impl WaitFields {
             poll_min,
             poll_max,
             grace: self.grace.map_or(DEFAULT_GRACE, |d| d.0),
+            max_overrun: self.max_overrun.map(|m| m.0),
         })
     }
 }

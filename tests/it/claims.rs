@@ -6,27 +6,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn shared_store(
-    emu: &pbiops_emulator::Emulator,
-    dir: &std::path::Path,
-    execution: &str,
-) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = env(emu)
-        .into_iter()
-        .filter(|(k, _)| k != "PBIOPS_ODBC")
-        .collect();
-    env.push((
-        "PBIOPS_ODBC".into(),
-        format!(
-            "Driver={{SQLite3}};Database={};",
-            dir.join("pbiops.db").display()
-        ),
-    ));
-    env.push(("KESTRA_EXECUTION_ID".into(), execution.into()));
-    env.push(("KESTRA_TASKRUN_ID".into(), format!("{execution}-task")));
-    env
-}
-
 /// Starts a first run whose trigger the emulator holds for a while (its claim taken, nothing
 /// visible in the service yet), then a second run on the same item; ends the refresh with
 /// `finish` once both follow it, and returns both runs.
@@ -40,13 +19,13 @@ async fn race(
     // Create the store's tables first, so the two runs do not race to migrate.
     let setup = run(
         Input::Env(json!({"operation": "history"})),
-        &shared_store(emu, dir.path(), "setup"),
+        &kestra_store_env(emu, dir.path(), "setup"),
     )
     .await;
     assert_eq!(setup.code, 0, "{}", setup.stdout);
     fault(emu, json!({"route": post_route, "delayMs": 4000})).await;
     let first = {
-        let (env, task) = (shared_store(emu, dir.path(), "exec-a"), task.clone());
+        let (env, task) = (kestra_store_env(emu, dir.path(), "exec-a"), task.clone());
         tokio::spawn(async move { run(Input::Env(task), &env).await })
     };
     // Once the first run has read the item's runs, it claims the item and posts the trigger,
@@ -56,7 +35,7 @@ async fn race(
     })
     .await;
     let second = {
-        let (env, task) = (shared_store(emu, dir.path(), "exec-b"), task.clone());
+        let (env, task) = (kestra_store_env(emu, dir.path(), "exec-b"), task.clone());
         tokio::spawn(async move { run(Input::Env(task), &env).await })
     };
     // Both follow the one refresh: wait until the reads go on well after the trigger answered.
@@ -98,17 +77,7 @@ async fn two_runs_on_one_model_trigger_it_once() {
         refresh_task("Sales", "Slow Model"),
         ("refresh.history", "refresh.post"),
         async || {
-            let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
-                .as_str()
-                .expect("id")
-                .to_string();
-            control(
-                &emu,
-                "POST",
-                &format!("refreshes/{id}/complete"),
-                Some(json!({"outcome": "Completed"})),
-            )
-            .await;
+            complete_refresh(&emu, DS_SLOW, "Completed").await;
         },
     )
     .await;
@@ -126,24 +95,7 @@ async fn two_runs_on_one_gen1_dataflow_trigger_it_once() {
         task,
         ("dataflow.transactions", "dataflow.refresh"),
         async || {
-            let tx = control(&emu, "GET", "transactions", None).await;
-            let id = tx
-                .as_array()
-                .expect("list")
-                .iter()
-                .find(|t| t["dataflowId"] == DF_SLOW)
-                .and_then(|t| t["id"].as_str())
-                .expect("transaction")
-                .replace('@', "%40")
-                .replace('$', "%24")
-                .replace(':', "%3A");
-            control(
-                &emu,
-                "POST",
-                &format!("transactions/{id}/complete"),
-                Some(json!({"outcome": "Success"})),
-            )
-            .await;
+            complete_transaction(&emu, DF_SLOW, "Success").await;
         },
     )
     .await;
@@ -161,22 +113,7 @@ async fn two_runs_on_one_gen2_dataflow_start_one_job() {
         task,
         ("fabric.job.list", "fabric.job.run"),
         async || {
-            let jobs = control(&emu, "GET", "jobs", None).await;
-            let id = jobs
-                .as_array()
-                .expect("list")
-                .iter()
-                .find(|j| j["itemId"] == ITEM_GEN2_SLOW)
-                .and_then(|j| j["id"].as_str())
-                .expect("job")
-                .to_string();
-            control(
-                &emu,
-                "POST",
-                &format!("jobs/{id}/complete"),
-                Some(json!({"outcome": "Completed"})),
-            )
-            .await;
+            complete_job(&emu, ITEM_GEN2_SLOW, "Completed").await;
         },
     )
     .await;
@@ -186,4 +123,66 @@ async fn two_runs_on_one_gen2_dataflow_start_one_job() {
         1,
         "one job, none deduped"
     );
+}
+
+/// Two runs sharing a store, each refreshing two models of one capacity with
+/// `maxParallelPerCapacity: 1`: the capacity never runs two refreshes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
+    let mut s = scenario();
+    let models: Vec<Value> = (1..=4)
+        .map(|i| {
+            json!({"id": format!("d0000000-0000-4000-8000-0000000001{i:02}"), "name": format!("Pool {i}"),
+                   "refresh": {"durationSeconds": 0.4}})
+        })
+        .collect();
+    s["capacities"] = json!([{"id": "cap-pool", "concurrency": 8}]);
+    s["workspaces"]
+        .as_array_mut()
+        .expect("workspaces")
+        .push(json!({
+            "id": "a0000000-0000-4000-8000-0000000000c1", "name": "Pool", "dedicatedCapacity": true,
+            "capacityId": "cap-pool", "datasets": models
+        }));
+    let emu = emulator(s).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let setup = run(
+        Input::Env(json!({"operation": "history"})),
+        &kestra_store_env(&emu, dir.path(), "setup"),
+    )
+    .await;
+    assert_eq!(setup.code, 0, "{}", setup.stdout);
+    let fleet = |a: &str, b: &str| {
+        json!({"operation": "dataset.refresh", "maxParallelPerCapacity": 1,
+               "poll": {"min": 0.02, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S",
+               "targets": [{"workspace": "Pool", "dataset": a}, {"workspace": "Pool", "dataset": b}]})
+    };
+    let first = {
+        let (env, task) = (
+            kestra_store_env(&emu, dir.path(), "exec-a"),
+            fleet("Pool 1", "Pool 2"),
+        );
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    let second = {
+        let (env, task) = (
+            kestra_store_env(&emu, dir.path(), "exec-b"),
+            fleet("Pool 3", "Pool 4"),
+        );
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    let (a, b) = (first.await.expect("first"), second.await.expect("second"));
+    assert_eq!((a.code, b.code), (0, 0), "{}\n---\n{}", a.stdout, b.stdout);
+    let capacities = control(&emu, "GET", "capacities", None).await;
+    let pool = capacities
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["id"] == "cap-pool")
+        .expect("cap-pool");
+    assert_eq!(
+        pool["peak"], 1,
+        "one refresh at a time on the capacity: {pool}"
+    );
+    assert_eq!(requests_to(&emu, "refresh.post").await.len(), 4);
 }

@@ -237,22 +237,6 @@ async fn a_fleet_with_a_dependency_cycle_is_refused_before_any_request() {
     assert!(requests(&emu).await.is_empty(), "nothing was sent");
 }
 
-/// The environment of a Kestra task run with a SQLite store in `dir`.
-fn kestra_env(emu: &pbiops_emulator::Emulator, dir: &std::path::Path) -> Vec<(String, String)> {
-    let mut env = env(emu);
-    env.retain(|(k, _)| k != "PBIOPS_ODBC");
-    env.push((
-        "PBIOPS_ODBC".into(),
-        format!(
-            "Driver={{SQLite3}};Database={}",
-            dir.join("pbiops.db").display()
-        ),
-    ));
-    env.push(("KESTRA_EXECUTION_ID".into(), "exec-kill".into()));
-    env.push(("KESTRA_TASKRUN_ID".into(), "taskrun-kill".into()));
-    env
-}
-
 /// Runs `task`, kills it (as a dead worker stops) once `started` holds of the request log, then
 /// reruns it as Kestra's retry of the same task run and lets `finish` end what is running.
 async fn kill_and_rerun(
@@ -262,7 +246,7 @@ async fn kill_and_rerun(
     finish: impl AsyncFnOnce(),
 ) -> Run {
     let dir = tempfile::tempdir().expect("dir");
-    let env = kestra_env(emu, dir.path());
+    let env = kestra_store_env(emu, dir.path(), "exec-kill");
     let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"))
         .env_clear()
         .envs(env.iter().cloned())
@@ -290,12 +274,6 @@ async fn kill_and_rerun(
     rerun
 }
 
-fn encoded(id: &str) -> String {
-    id.replace('@', "%40")
-        .replace('$', "%24")
-        .replace(':', "%3A")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_gen1_refresh_is_reattached_by_the_retry_with_one_trigger() {
     let emu = emulator(scenario()).await;
@@ -311,22 +289,7 @@ async fn a_killed_gen1_refresh_is_reattached_by_the_retry_with_one_trigger() {
                 > 3
         },
         async || {
-            let tx = control(&emu, "GET", "transactions", None).await;
-            let id = tx
-                .as_array()
-                .expect("list")
-                .iter()
-                .find(|t| t["dataflowId"] == DF_SLOW)
-                .and_then(|t| t["id"].as_str())
-                .expect("transaction")
-                .to_string();
-            control(
-                &emu,
-                "POST",
-                &format!("transactions/{}/complete", encoded(&id)),
-                Some(json!({"outcome": "Success"})),
-            )
-            .await;
+            complete_transaction(&emu, DF_SLOW, "Success").await;
         },
     )
     .await;
@@ -354,22 +317,7 @@ async fn a_killed_gen2_refresh_is_reattached_by_the_retry_with_one_job() {
                 > 2
         },
         async || {
-            let jobs = control(&emu, "GET", "jobs", None).await;
-            let id = jobs
-                .as_array()
-                .expect("list")
-                .iter()
-                .find(|j| j["itemId"] == ITEM_GEN2_SLOW)
-                .and_then(|j| j["id"].as_str())
-                .expect("job")
-                .to_string();
-            control(
-                &emu,
-                "POST",
-                &format!("jobs/{id}/complete"),
-                Some(json!({"outcome": "Completed"})),
-            )
-            .await;
+            complete_job(&emu, ITEM_GEN2_SLOW, "Completed").await;
         },
     )
     .await;
@@ -401,22 +349,7 @@ async fn a_killed_cascade_is_resumed_by_the_retry_with_one_trigger_per_item() {
                 > 3
         },
         async || {
-            let tx = control(&emu, "GET", "transactions", None).await;
-            let id = tx
-                .as_array()
-                .expect("list")
-                .iter()
-                .find(|t| t["dataflowId"] == DF_CURATED)
-                .and_then(|t| t["id"].as_str())
-                .expect("transaction")
-                .to_string();
-            control(
-                &emu,
-                "POST",
-                &format!("transactions/{}/complete", encoded(&id)),
-                Some(json!({"outcome": "Success"})),
-            )
-            .await;
+            complete_transaction(&emu, DF_CURATED, "Success").await;
         },
     )
     .await;
@@ -466,17 +399,7 @@ async fn a_killed_report_refresh_is_reattached_by_the_retry_with_one_trigger() {
         task,
         |log| log.iter().any(|r| r["route"] == "refresh.get"),
         async || {
-            let id = refreshes_of(&emu, DS_SLOW).await[0]["requestId"]
-                .as_str()
-                .expect("id")
-                .to_string();
-            control(
-                &emu,
-                "POST",
-                &format!("refreshes/{id}/complete"),
-                Some(json!({"outcome": "Completed"})),
-            )
-            .await;
+            complete_refresh(&emu, DS_SLOW, "Completed").await;
         },
     )
     .await;
@@ -503,7 +426,7 @@ async fn a_retried_monitored_flow_trigger_never_calls_the_flow_again() {
                       "monitor": {"workspace": "Sales", "dataflow": "Slow Flow"},
                       "poll": {"min": 0.01, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S"});
     let dir = tempfile::tempdir().expect("dir");
-    let mut env = kestra_env(&emu, dir.path());
+    let mut env = kestra_store_env(&emu, dir.path(), "exec-kill");
     env.push((
         "PBIOPS_FLOW_SLOW_URL".into(),
         flow_url(&emu.base_url(), slow_flow, SIG),
@@ -532,22 +455,7 @@ async fn a_retried_monitored_flow_trigger_never_calls_the_flow_again() {
         tokio::spawn(async move { run(Input::Env(task), &env).await })
     };
     until_requests(&emu, "the rerun to poll", |log| log.len() > seen + 3).await;
-    let tx = control(&emu, "GET", "transactions", None).await;
-    let id = tx
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|t| t["dataflowId"] == DF_SLOW)
-        .and_then(|t| t["id"].as_str())
-        .expect("transaction")
-        .to_string();
-    control(
-        &emu,
-        "POST",
-        &format!("transactions/{}/complete", encoded(&id)),
-        Some(json!({"outcome": "Success"})),
-    )
-    .await;
+    let id = complete_transaction(&emu, DF_SLOW, "Success").await;
     let rerun = rerun.await.expect("rerun");
     assert_eq!(rerun.code, 0, "{}", rerun.stdout);
     assert_eq!(rerun.outputs().request_id.as_deref(), Some(id.as_str()));
@@ -581,20 +489,7 @@ async fn the_expected_duration_comes_from_history_and_an_overrun_is_reported() {
     .await;
     // Let it run past what nine in ten earlier runs took.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let id = refreshes_of(&emu, DS_SLOW)
-        .await
-        .iter()
-        .filter_map(|r| r["requestId"].as_str())
-        .find(|id| !id.starts_with("e0000000"))
-        .expect("the new refresh")
-        .to_string();
-    control(
-        &emu,
-        "POST",
-        &format!("refreshes/{id}/complete"),
-        Some(json!({"outcome": "Completed"})),
-    )
-    .await;
+    complete_refresh(&emu, DS_SLOW, "Completed").await;
     let run = running.await.expect("run");
     assert_eq!(run.code, 0, "{}", run.stdout);
     let out = run.outputs();
@@ -608,4 +503,29 @@ async fn the_expected_duration_comes_from_history_and_an_overrun_is_reported() {
     let fresh = run_task(&emu, refresh_task("Sales", "Busy Model")).await;
     assert_eq!(fresh.outputs().expected_seconds, None);
     assert_eq!(fresh.outputs().overran, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_overrun_ends_the_wait_early_and_applies_on_timeout() {
+    let mut s = scenario();
+    s["workspaces"][0]["datasets"][3]["history"] = json!([
+        {"requestId": "e0000000-0000-4000-8000-0000000000b1", "refreshType": "Scheduled", "status": "Completed",
+         "startTime": "-PT1H", "endTime": "-PT59M59.5S"}
+    ]);
+    let emu = emulator(s).await;
+    let mut task = refresh_task("Sales", "Slow Model");
+    task["refresh"] = json!({"type": "Full"});
+    task["maxOverrun"] = json!(2);
+    task["onTimeout"] = json!("cancel");
+    let run = run_task(&emu, task).await;
+    assert_eq!(run.code, 5, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(out.error_code.as_deref(), Some("OverrunLimit"));
+    assert_eq!(out.status.as_deref(), Some("Cancelled"));
+    assert_eq!(out.overran, Some(true));
+    assert!(
+        out.wait_seconds.expect("waited") >= 1.0,
+        "2 × the 0.5 s p90"
+    );
+    assert_eq!(requests_to(&emu, "refresh.delete").await.len(), 1);
 }

@@ -10,23 +10,6 @@ use tokio::io::AsyncReadExt;
 
 use crate::support::*;
 
-fn store_env(emu: &pbiops_emulator::Emulator, dir: &std::path::Path) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = env(emu)
-        .into_iter()
-        .filter(|(k, _)| k != "PBIOPS_ODBC")
-        .collect();
-    env.push((
-        "PBIOPS_ODBC".into(),
-        format!(
-            "Driver={{SQLite3}};Database={};",
-            dir.join("pbiops.db").display()
-        ),
-    ));
-    env.push(("KESTRA_EXECUTION_ID".into(), "exec-sig".into()));
-    env.push(("KESTRA_TASKRUN_ID".into(), "taskrun-sig".into()));
-    env
-}
-
 /// Starts the binary on `task`, waits until `ready` holds of the request log, sends SIGTERM, and
 /// returns what it printed, its exit code and how long it took to stop.
 async fn terminate(
@@ -94,7 +77,7 @@ fn outputs_of(stdout: &str) -> serde_json::Map<String, Value> {
 async fn sigterm_leaves_the_refresh_running_records_it_and_the_retry_follows_it() {
     let emu = emulator(scenario()).await;
     let dir = tempfile::tempdir().expect("dir");
-    let env = store_env(&emu, dir.path());
+    let env = kestra_store_env(&emu, dir.path(), "exec-sig");
     let mut task = refresh_task("Sales", "Slow Model");
     task["refresh"] = json!({"type": "Full"});
     let (code, stdout, took) = terminate(&emu, &env, &task, |log| {
@@ -143,13 +126,7 @@ async fn sigterm_leaves_the_refresh_running_records_it_and_the_retry_follows_it(
         log.iter().filter(|r| r["route"] == "refresh.get").count() > polled + 1
     })
     .await;
-    control(
-        &emu,
-        "POST",
-        &format!("refreshes/{id}/complete"),
-        Some(json!({"outcome": "Completed"})),
-    )
-    .await;
+    complete_refresh(&emu, DS_SLOW, "Completed").await;
     let rerun = rerun.await.expect("rerun");
     assert_eq!(rerun.code, 0, "{}", rerun.stdout);
     assert_eq!(rerun.outputs().attached, Some(true));
@@ -164,7 +141,7 @@ async fn sigterm_leaves_the_refresh_running_records_it_and_the_retry_follows_it(
 async fn sigterm_closes_every_open_row_of_a_fleet() {
     let emu = emulator(scenario()).await;
     let dir = tempfile::tempdir().expect("dir");
-    let env = store_env(&emu, dir.path());
+    let env = kestra_store_env(&emu, dir.path(), "exec-sig");
     let task = json!({"operation": "dataset.refresh", "poll": {"min": 0.01, "max": 0.05},
     "grace": "PT5S", "timeout": "PT60S", "targets": [
         {"workspace": "Sales", "dataset": "Slow Model"},

@@ -479,3 +479,93 @@ pub async fn until_requests(emu: &Emulator, what: &str, pred: impl Fn(&[Value]) 
     }
     panic!("gave up waiting for {what}");
 }
+
+/// The environment with a SQLite store in `dir`, as one Kestra task run (`execution`) sees it.
+pub fn kestra_store_env(
+    emu: &Emulator,
+    dir: &std::path::Path,
+    execution: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = env(emu)
+        .into_iter()
+        .filter(|(k, _)| k != "PBIOPS_ODBC")
+        .collect();
+    env.push((
+        "PBIOPS_ODBC".into(),
+        format!(
+            "Driver={{SQLite3}};Database={};",
+            dir.join("pbiops.db").display()
+        ),
+    ));
+    env.push(("KESTRA_EXECUTION_ID".into(), execution.into()));
+    env.push(("KESTRA_TASKRUN_ID".into(), format!("{execution}-task")));
+    env
+}
+
+/// Ends the newest refresh of `dataset` (one that was not seeded) with `outcome`.
+pub async fn complete_refresh(emu: &Emulator, dataset: &str, outcome: &str) -> String {
+    let id = refreshes_of(emu, dataset)
+        .await
+        .iter()
+        .rev()
+        .filter_map(|r| r["requestId"].as_str())
+        .find(|id| !id.starts_with("e0000000"))
+        .expect("a refresh to complete")
+        .to_string();
+    control(
+        emu,
+        "POST",
+        &format!("refreshes/{id}/complete"),
+        Some(json!({"outcome": outcome})),
+    )
+    .await;
+    id
+}
+
+/// Ends the running transaction of Gen1 dataflow `dataflow` with `outcome`; returns its id.
+pub async fn complete_transaction(emu: &Emulator, dataflow: &str, outcome: &str) -> String {
+    let tx = control(emu, "GET", "transactions", None).await;
+    let id = tx
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .rev()
+        .find(|t| t["dataflowId"] == dataflow)
+        .and_then(|t| t["id"].as_str())
+        .expect("a transaction to complete")
+        .to_string();
+    let path = id
+        .replace('@', "%40")
+        .replace('$', "%24")
+        .replace(':', "%3A");
+    control(
+        emu,
+        "POST",
+        &format!("transactions/{path}/complete"),
+        Some(json!({"outcome": outcome})),
+    )
+    .await;
+    id
+}
+
+/// Ends the job instance of Fabric item `item` with `outcome`; returns its id.
+pub async fn complete_job(emu: &Emulator, item: &str, outcome: &str) -> String {
+    let jobs = control(emu, "GET", "jobs", None).await;
+    let id = jobs
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .rev()
+        .find(|j| j["itemId"] == item)
+        .and_then(|j| j["id"].as_str())
+        .expect("a job to complete")
+        .to_string();
+    control(
+        emu,
+        "POST",
+        &format!("jobs/{id}/complete"),
+        Some(json!({"outcome": outcome})),
+    )
+    .await;
+    id
+}

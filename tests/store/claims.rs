@@ -127,3 +127,58 @@ async fn a_claim_lapses_when_its_holder_ends_or_expires(backend: Backend) {
     );
 }
 live!(a_claim_lapses_when_its_holder_ends_or_expires);
+
+async fn capacity_slots_go_in_order_of_arrival_and_expire(backend: Backend) {
+    use pbiops::store::Slot;
+    let db = TestDb::new(backend);
+    let store = Store::open(&db.secret(), None).await.expect("open");
+    let (a, b, c) = (
+        operation(&store).await,
+        operation(&store).await,
+        operation(&store).await,
+    );
+    let minute = Duration::from_secs(60);
+    assert_eq!(
+        store.take_slot("cap", 1, a, minute).await.expect("a"),
+        Slot::Taken(0)
+    );
+    assert_eq!(
+        store.take_slot("cap", 1, b, minute).await.expect("b"),
+        Slot::Queued { ahead: 0 }
+    );
+    assert_eq!(
+        store.take_slot("cap", 1, c, minute).await.expect("c"),
+        Slot::Queued { ahead: 1 },
+        "c arrived after b"
+    );
+    store
+        .release_slot("cap", Some(0), a)
+        .await
+        .expect("release");
+    assert_eq!(
+        store.take_slot("cap", 1, c, minute).await.expect("c again"),
+        Slot::Queued { ahead: 1 },
+        "the free slot is b's: b queued first"
+    );
+    assert_eq!(
+        store
+            .take_slot("cap", 1, b, Duration::ZERO)
+            .await
+            .expect("b"),
+        Slot::Taken(0)
+    );
+    // b's slot was taken for no time at all: it has expired, so c gets it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        store.take_slot("cap", 1, c, minute).await.expect("c"),
+        Slot::Taken(0)
+    );
+    assert_eq!(
+        store
+            .take_slot("other", 2, a, minute)
+            .await
+            .expect("another capacity"),
+        Slot::Taken(0)
+    );
+}
+live!(capacity_slots_go_in_order_of_arrival_and_expire);

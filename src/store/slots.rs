@@ -1,0 +1,215 @@
+//! Capacity slots shared by every process using the store: `maxParallelPerCapacity` holds across
+//! workers, not just within one run.
+//!
+//! A slot is a row (capacity, slot number) taken with a primary-key insert, so two processes
+//! never hold the same one. A run that wants a slot first queues (its arrival is recorded), and
+//! takes a free slot only when no live run queued before it, so slots go out in order of
+//! arrival. Holders renew their slot while their refresh runs; a slot or a place in the queue
+//! whose holder stopped renewing (a dead worker) expires, and the next run takes it.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::dialect::Cond;
+use super::schema::{SLOT_QUEUE, SLOTS};
+use super::values::Value;
+use super::{Store, now};
+use crate::error::Error;
+
+/// What a request for a slot found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// The slot taken (its number).
+    Taken(i64),
+    /// Every slot is held, or runs queued earlier are waiting: ask again later.
+    Queued {
+        /// Live runs queued before this one.
+        ahead: usize,
+    },
+}
+
+impl Store {
+    /// Asks for one of `slots` slots of `capacity` for `holder`, renewing its place in the queue;
+    /// `ttl` is how long the place or the slot lasts without renewal.
+    pub async fn take_slot(
+        &self,
+        capacity: &str,
+        slots: usize,
+        holder: i64,
+        ttl: Duration,
+    ) -> Result<Slot, Error> {
+        let d = self.dialect();
+        let cap = Cond::Eq("capacity");
+        let queue_insert = d.insert(
+            SLOT_QUEUE.name,
+            &["capacity", "holder", "arrived_at", "expires_at"],
+        );
+        let queue_renew = d.update(SLOT_QUEUE.name, &["expires_at"], &[cap, Cond::Eq("holder")]);
+        let queue_list = d.select(
+            SLOT_QUEUE.name,
+            &["holder", "arrived_at", "expires_at"],
+            &[cap],
+            &[("arrived_at", false), ("holder", false)],
+            false,
+        );
+        let queue_drop = d.delete(SLOT_QUEUE.name, &[cap, Cond::Eq("holder")]);
+        let slot_list = d.select(
+            SLOTS.name,
+            &["slot", "holder", "expires_at"],
+            &[cap],
+            &[],
+            false,
+        );
+        let slot_drop = d.delete(SLOTS.name, &[cap, Cond::Eq("slot"), Cond::Eq("holder")]);
+        let slot_insert = d.insert(
+            SLOTS.name,
+            &["capacity", "slot", "holder", "acquired_at", "expires_at"],
+        );
+        let (capacity, me) = (capacity.to_string(), holder.to_string());
+        let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_mins(2));
+        let action = format!("take a slot of capacity {capacity}");
+        self.call(&action, move |s| {
+            let now = now();
+            let expires = now.saturating_add(ttl).unwrap_or(now);
+            let key = |holder: &str| [Value::text(&capacity), Value::text(holder)];
+            // Queue (once), then renew the place.
+            let queued = [
+                Value::text(&capacity),
+                Value::text(&me),
+                Value::Time(Some(now)),
+                Value::Time(Some(expires)),
+            ];
+            if s.execute(&queue_insert, &queued).is_err() {
+                let mut renew = vec![Value::Time(Some(expires))];
+                renew.extend(key(&me));
+                s.execute(&queue_renew, &renew)?;
+            }
+            // Who is ahead, once the places nobody renews are gone.
+            let queue = s.query(&queue_list, &[Value::text(&capacity)], |c| {
+                Ok((c.required_text()?, c.required_time()?, c.required_time()?))
+            })?;
+            let mut ahead = 0;
+            for (holder, _, until) in &queue {
+                if holder == &me {
+                    break;
+                }
+                if *until < now {
+                    s.execute(&queue_drop, &key(holder))?;
+                } else {
+                    ahead += 1;
+                }
+            }
+            // Which slots are held, once the expired ones are freed.
+            let held = s.query(&slot_list, &[Value::text(&capacity)], |c| {
+                Ok((
+                    c.int()?.unwrap_or_default(),
+                    c.required_text()?,
+                    c.required_time()?,
+                ))
+            })?;
+            let mut taken = Vec::new();
+            for (slot, holder, until) in held {
+                if holder == me {
+                    s.execute(&queue_drop, &key(&me))?;
+                    return Ok(Slot::Taken(slot));
+                }
+                if until < now {
+                    s.execute(
+                        &slot_drop,
+                        &[
+                            Value::text(&capacity),
+                            Value::Int(Some(slot)),
+                            Value::text(&holder),
+                        ],
+                    )?;
+                } else {
+                    taken.push(slot);
+                }
+            }
+            let free = slots.saturating_sub(taken.len());
+            if ahead >= free {
+                return Ok(Slot::Queued { ahead });
+            }
+            for slot in (0..slots as i64).filter(|n| !taken.contains(n)) {
+                let row = [
+                    Value::text(&capacity),
+                    Value::Int(Some(slot)),
+                    Value::text(&me),
+                    Value::Time(Some(now)),
+                    Value::Time(Some(expires)),
+                ];
+                // Another process may take the same number first: the key decides.
+                if s.execute(&slot_insert, &row).is_ok() {
+                    s.execute(&queue_drop, &key(&me))?;
+                    return Ok(Slot::Taken(slot));
+                }
+            }
+            Ok(Slot::Queued { ahead })
+        })
+        .await
+    }
+
+    /// Renews a slot `holder` holds, for `ttl` more.
+    pub async fn renew_slot(
+        &self,
+        capacity: &str,
+        slot: i64,
+        holder: i64,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let sql = self.dialect().update(
+            SLOTS.name,
+            &["expires_at"],
+            &[Cond::Eq("capacity"), Cond::Eq("slot"), Cond::Eq("holder")],
+        );
+        let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_mins(2));
+        let until = Timestamp::now()
+            .saturating_add(ttl)
+            .unwrap_or_else(|_| Timestamp::now());
+        let params = vec![
+            Value::Time(Some(until)),
+            Value::text(capacity),
+            Value::Int(Some(slot)),
+            Value::text(&holder.to_string()),
+        ];
+        self.call(
+            &format!("renew slot {slot} of capacity {capacity}"),
+            move |s| s.execute(&sql, &params),
+        )
+        .await
+    }
+
+    /// Gives a slot back, and `holder`'s place in the queue if it still has one.
+    pub async fn release_slot(
+        &self,
+        capacity: &str,
+        slot: Option<i64>,
+        holder: i64,
+    ) -> Result<(), Error> {
+        let d = self.dialect();
+        let slot_drop = d.delete(
+            SLOTS.name,
+            &[Cond::Eq("capacity"), Cond::Eq("slot"), Cond::Eq("holder")],
+        );
+        let queue_drop = d.delete(SLOT_QUEUE.name, &[Cond::Eq("capacity"), Cond::Eq("holder")]);
+        let (capacity, me) = (capacity.to_string(), holder.to_string());
+        self.call(
+            &format!("give back a slot of capacity {capacity}"),
+            move |s| {
+                if let Some(slot) = slot {
+                    s.execute(
+                        &slot_drop,
+                        &[
+                            Value::text(&capacity),
+                            Value::Int(Some(slot)),
+                            Value::text(&me),
+                        ],
+                    )?;
+                }
+                s.execute(&queue_drop, &[Value::text(&capacity), Value::text(&me)])
+            },
+        )
+        .await
+    }
+}
