@@ -171,3 +171,69 @@ pub(super) fn error(action: &str, url: &url::Url, network: &Network, blocked: Bl
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(pairs: &[(&str, &str)]) -> Network {
+        let var = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        Network::read(&var, None).expect("valid")
+    }
+
+    #[test]
+    fn a_407_names_the_proxy_without_credentials_and_says_which_fix_applies() {
+        let url = url::Url::parse("https://login.microsoftonline.us/t").expect("url");
+        let with = network(&[("HTTPS_PROXY", "http://svc:s3cr3t@proxy.corp:3128")]);
+        let err = error("get a token", &url, &with, Blocked::ProxyAuth);
+        assert_eq!(err.exit_code().code(), 9);
+        assert_eq!(err.code(), "ProxyAuthenticationRequired");
+        let text = format!("{err} {}", err.hint().expect("hint"));
+        assert!(
+            text.contains("http://proxy.corp:3128 (HTTPS_PROXY)"),
+            "{text}"
+        );
+        assert!(text.contains("refused the credentials"), "{text}");
+        assert!(!text.contains("s3cr3t") && !text.contains("svc:"), "{text}");
+        let without = network(&[("https_proxy", "proxy.corp:3128")]);
+        let hint = error("a", &url, &without, Blocked::ProxyAuth)
+            .hint()
+            .expect("hint");
+        assert!(
+            hint.contains("wants credentials") && hint.contains("https_proxy"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_certificate_names_the_host_and_how_to_add_the_ca() {
+        let url = url::Url::parse("https://api.powerbi.com/v1.0/myorg").expect("url");
+        let direct = Network::default();
+        let err = error(
+            "list workspaces",
+            &url,
+            &direct,
+            Blocked::Certificate("it has expired".into()),
+        );
+        assert_eq!(
+            (err.exit_code().code(), err.code()),
+            (9, "UntrustedCertificate".into())
+        );
+        assert_eq!(
+            err.to_string(),
+            "list workspaces: the TLS certificate of api.powerbi.com is not trusted: it has expired"
+        );
+        let hint = err.hint().expect("hint");
+        assert!(
+            hint.contains("set PBIOPS_CA_FILE")
+                && hint.contains("update-ca-certificates")
+                && hint.contains("SSL_CERT_FILE"),
+            "{hint}"
+        );
+    }
+}
