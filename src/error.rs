@@ -30,6 +30,10 @@ pub enum ExitCode {
     /// SIGTERM or SIGINT stopped the run; the refresh was left running, and a retry of the same
     /// Kestra task run follows it.
     Interrupted = 8,
+    /// The network path refused the connection in a way retrying cannot fix: a TLS certificate
+    /// the client does not trust, or a proxy that wants credentials (407). Not retried; the fix
+    /// is in the settings or the image (`PBIOPS_CA_FILE`, the proxy URL, `NO_PROXY`).
+    Network = 9,
 }
 
 impl ExitCode {
@@ -170,6 +174,18 @@ pub enum Error {
         /// A hint when the cause is known.
         help: Option<String>,
     },
+    /// The network path refused the connection: an untrusted certificate, or a proxy's 407.
+    #[error("{action}: {problem}")]
+    Network {
+        /// What was attempted, with ids.
+        action: String,
+        /// `UntrustedCertificate` or `ProxyAuthenticationRequired`.
+        code: &'static str,
+        /// What happened, naming the host (and the proxy, never its credentials).
+        problem: String,
+        /// How to fix it.
+        help: String,
+    },
     /// The service stayed unavailable (429, 5xx, network) after the retry budget.
     #[error("{action}: service unavailable after {attempts} attempt(s): {last}")]
     Unavailable {
@@ -230,6 +246,7 @@ impl Error {
             Error::Rejected { .. } => ExitCode::Unsuccessful,
             Error::Unavailable { .. } => ExitCode::Unavailable,
             Error::Store { .. } => ExitCode::Store,
+            Error::Network { .. } => ExitCode::Network,
         }
     }
 
@@ -241,7 +258,7 @@ impl Error {
             Error::Store { help, .. } => help.clone().or_else(|| {
                 Some("check PBIOPS_ODBC (the connection string) and that the database is reachable; PBIOPS_ODBC=none disables the store".into())
             }),
-            Error::AccessRefused { help, .. } => Some(help.clone()),
+            Error::AccessRefused { help, .. } | Error::Network { help, .. } => Some(help.clone()),
             Error::NotFound { ambiguous: true, .. } => {
                 Some("pass the id instead of the name, or rename one of them".into())
             }
@@ -279,6 +296,7 @@ impl Error {
             Error::NotFound { .. } => "NotFound".into(),
             Error::Unavailable { .. } => "ServiceUnavailable".into(),
             Error::Store { .. } => "StoreFailure".into(),
+            Error::Network { code, .. } => (*code).into(),
         }
     }
 

@@ -147,7 +147,7 @@ async fn execute(
             Err(e) => return (report(&e, out, reporter), None),
         };
     out.operation_id = recorder.id();
-    let http = match http::Http::new(settings.http) {
+    let http = match http::Http::with_network(settings.http, &settings.network) {
         Ok(h) => h,
         Err(e) => return (report(&e, out, reporter), None),
     };

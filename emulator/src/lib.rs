@@ -29,6 +29,7 @@
 //!   trigger; `quirks`: real-service shapes applied to answers.
 //! - `wire`: wire types, error envelopes, timestamps, common headers.
 //! - `router`: paths, route names and the axum router.
+//! - [`tls`]: HTTPS with a CA generated per run ([`spawn_tls`], `--tls`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -62,12 +63,16 @@ mod refresh;
 mod router;
 pub mod scenario;
 mod state;
+pub mod tls;
 mod wire;
 
-pub use scenario::{Fleet, Scenario};
+pub use scenario::{Cloud, Fleet, Scenario};
+pub use tls::Tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -90,6 +95,58 @@ pub async fn serve(
         .await
 }
 
+/// Serves the emulator over HTTPS with `tls` on `listener` until `shutdown` completes; every
+/// handshake attempt is counted in `handshakes`.
+pub async fn serve_tls(
+    listener: TcpListener,
+    scenario: Scenario,
+    tls: Tls,
+    handshakes: Arc<AtomicUsize>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = state::Shared::new(scenario);
+    // Links the emulator writes (Location, continuationUri) use the scheme it is reached by.
+    let app = router::build(state.clone()).layer(axum::middleware::map_request(
+        |mut request: axum::extract::Request| async move {
+            request.headers_mut().insert(
+                wire::SCHEME_HEADER,
+                axum::http::HeaderValue::from_static("https"),
+            );
+            request
+        },
+    ));
+    let shutdown = async move {
+        shutdown.await;
+        state.close();
+    };
+    axum::serve(tls::TlsListener::new(listener, &tls, handshakes), app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Like [`spawn`], over HTTPS with `tls` (see [`Tls::generate`]).
+pub async fn spawn_tls(scenario: Scenario, addr: &str, tls: Tls) -> std::io::Result<Emulator> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let task = tokio::spawn(serve_tls(
+        listener,
+        scenario,
+        tls,
+        handshakes.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Ok(Emulator {
+        addr,
+        handshakes: Some(handshakes),
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
 /// Binds `addr` (e.g. `127.0.0.1:0`) and serves the emulator on the current tokio runtime.
 ///
 /// The server runs as a task of the caller's runtime: a test that blocks its thread (for example
@@ -104,6 +161,7 @@ pub async fn spawn(scenario: Scenario, addr: &str) -> std::io::Result<Emulator> 
     }));
     Ok(Emulator {
         addr,
+        handshakes: None,
         shutdown: Some(tx),
         task: Some(task),
     })
@@ -113,14 +171,26 @@ pub async fn spawn(scenario: Scenario, addr: &str) -> std::io::Result<Emulator> 
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
+    /// TLS handshake attempts, when serving HTTPS.
+    handshakes: Option<Arc<AtomicUsize>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Emulator {
-    /// The base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    /// The base URL, e.g. `http://127.0.0.1:41234` (`https://` with TLS; no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.handshakes.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// TLS handshake attempts so far (failed ones included); `None` without TLS.
+    pub fn tls_handshakes(&self) -> Option<usize> {
+        self.handshakes.as_ref().map(|h| h.load(Ordering::SeqCst))
     }
 
     /// The bound socket address.

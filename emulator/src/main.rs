@@ -19,6 +19,17 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5480")]
     listen: String,
+    /// Serve HTTPS with a CA generated for this run, written (PEM) to FILE: give it to pbiops as
+    /// PBIOPS_CA_FILE. The certificate covers localhost, 127.0.0.1, ::1 and every --tls-name.
+    #[arg(long, value_name = "FILE")]
+    tls: Option<PathBuf>,
+    /// Another host name (or address) the TLS certificate covers, e.g. a name a proxy maps here.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_name: Vec<String>,
+    /// Emulate this cloud: public, usgov, usgovhigh, dod or china. Tokens are issued only for
+    /// its scopes and the APIs accept only its audiences (overrides the scenario's `cloud`).
+    #[arg(long, value_name = "CLOUD")]
+    cloud: Option<String>,
 }
 
 #[tokio::main]
@@ -47,6 +58,34 @@ async fn main() -> ExitCode {
         },
     };
 
+    let mut scenario = scenario;
+    if let Some(name) = &args.cloud {
+        match pbiops_emulator::Cloud::parse(name) {
+            Some(cloud) => scenario.cloud = cloud,
+            None => {
+                eprintln!("error: unknown cloud `{name}` (public, usgov, usgovhigh, dod or china)");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let tls = match &args.tls {
+        None => None,
+        Some(path) => {
+            let tls = match pbiops_emulator::Tls::generate(&args.tls_name) {
+                Ok(tls) => tls,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = std::fs::write(path, tls.ca_pem()) {
+                eprintln!("error: cannot write the CA to {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            Some(tls)
+        }
+    };
+
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -63,14 +102,22 @@ async fn main() -> ExitCode {
     };
     let mut stdout = std::io::stdout();
     // Another program may be waiting for this line: flush it now.
-    if writeln!(stdout, "listening on http://{addr}")
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if writeln!(stdout, "listening on {scheme}://{addr}")
         .and_then(|()| stdout.flush())
         .is_err()
     {
         return ExitCode::FAILURE;
     }
 
-    match pbiops_emulator::serve(listener, scenario, stop_signal()).await {
+    let served = match tls {
+        Some(tls) => {
+            let handshakes = std::sync::Arc::default();
+            pbiops_emulator::serve_tls(listener, scenario, tls, handshakes, stop_signal()).await
+        }
+        None => pbiops_emulator::serve(listener, scenario, stop_signal()).await,
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -195,6 +195,8 @@ pub(crate) struct LogEntry {
 /// Everything that changes while the emulator runs.
 pub(crate) struct World {
     pub clock: Clock,
+    /// The emulated cloud: which audiences the APIs accept.
+    pub cloud: crate::scenario::Cloud,
     pub tokens: HashMap<String, Token>,
     /// Refresh behaviour per dataset id (lower case), changeable through the control API.
     pub behaviours: HashMap<String, RefreshBehaviour>,
@@ -259,6 +261,7 @@ impl World {
             .collect();
         let limit = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         let mut world = World {
+            cloud: scenario.cloud,
             capacity_limits: scenario
                 .capacities
                 .iter()

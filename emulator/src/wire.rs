@@ -86,8 +86,14 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}")
+    let https = headers
+        .get(SCHEME_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"https");
+    format!("{}://{host}", if https { "https" } else { "http" })
 }
+
+/// Set on every request the HTTPS listener hands over, so links use `https://`.
+pub(crate) const SCHEME_HEADER: &str = "x-pbiops-emulator-scheme";
 
 /// History timestamps: RFC 3339 UTC with milliseconds and `Z`.
 pub(crate) fn history_time(at: Timestamp) -> String {

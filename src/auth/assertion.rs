@@ -133,6 +133,24 @@ pub fn federated(path: &std::path::Path, variable: &str) -> Result<SecretString,
     Ok(SecretString::from(token.to_string()))
 }
 
+/// The `aud` claim of a JWT, read without checking anything (for a warning, never a decision).
+pub fn audiences(jwt: &SecretString) -> Option<Vec<String>> {
+    let payload = jwt.expose_secret().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    match &claims["aud"] {
+        serde_json::Value::String(a) => Some(vec![a.clone()]),
+        serde_json::Value::Array(list) => Some(
+            list.iter()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::Resource;
 use crate::error::{Error, ServiceError};
 use crate::http::{Http, Retry};
 use crate::settings::ManagedIdentityEndpoint;
@@ -31,15 +30,15 @@ fn number(v: &Option<serde_json::Value>) -> Option<i64> {
     }
 }
 
-/// Gets a token for `resource` from the managed identity endpoint.
+/// Gets a token for `resource` (the cloud's resource URI) from the managed identity endpoint.
 pub async fn token(
     http: &Http,
     endpoint: &ManagedIdentityEndpoint,
     client_id: Option<&str>,
-    resource: Resource,
+    resource: &str,
     action: &str,
 ) -> Result<Result<(SecretString, Duration), ServiceError>, Error> {
-    let mut query = vec![("resource", resource.uri().to_string())];
+    let mut query = vec![("resource", resource.to_string())];
     if let Some(id) = client_id {
         query.push(("client_id", id.to_string()));
     }

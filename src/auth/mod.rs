@@ -34,23 +34,43 @@ pub enum Resource {
 }
 
 impl Resource {
-    /// The client-credentials `.default` scope of the resource.
-    pub fn scope(self) -> &'static str {
-        match self {
-            Resource::PowerBi => "https://analysis.windows.net/powerbi/api/.default",
-            Resource::Fabric => "https://api.fabric.microsoft.com/.default",
-            // The double slash is deliberate: it keeps the audience's trailing slash.
-            Resource::Flow => "https://service.flow.microsoft.com//.default",
-        }
+    /// The resource URI (the token's audience) in `profile`'s cloud, as managed identity
+    /// endpoints want it; a resource the cloud does not have is a setting error naming the
+    /// cloud's variable, before anything is sent.
+    pub fn uri(self, profile: &Profile) -> Result<&'static str, Error> {
+        let cloud = profile.cloud;
+        let found = match self {
+            Resource::PowerBi => Some(cloud.powerbi_resource()),
+            Resource::Fabric => cloud.fabric().map(|(_, resource)| resource),
+            Resource::Flow => cloud.flow_resource(),
+        };
+        found.ok_or_else(|| {
+            let (what, help) = match self {
+                Resource::Fabric => (
+                    "Microsoft Fabric is not available",
+                    "Fabric (Dataflow Gen2 and other Fabric items) exists only in the public cloud: in this cloud refresh semantic models and Gen1 dataflows, or run the task with a public-cloud profile",
+                ),
+                _ => (
+                    "pbiops does not know the Power Automate token scope",
+                    "Power Automate tokens are supported in the public cloud only; flow.trigger needs no token (its URL is signed)",
+                ),
+            };
+            Error::setting(
+                &profile.cloud_variable,
+                format!(
+                    "{what} in cloud `{}` (profile `{}`); nothing was sent",
+                    cloud.name(),
+                    profile.name
+                ),
+                help,
+            )
+        })
     }
 
-    /// The resource URI, as managed identity endpoints want it (no `/.default`).
-    pub fn uri(self) -> &'static str {
-        match self {
-            Resource::PowerBi => "https://analysis.windows.net/powerbi/api",
-            Resource::Fabric => "https://api.fabric.microsoft.com",
-            Resource::Flow => "https://service.flow.microsoft.com/",
-        }
+    /// The client-credentials `.default` scope of the resource in `profile`'s cloud.
+    pub fn scope(self, profile: &Profile) -> Result<String, Error> {
+        // For Power Automate the double slash is deliberate: it keeps the audience's trailing slash.
+        Ok(format!("{}/.default", self.uri(profile)?))
     }
 
     /// The name used in tasks, outputs and the token store.
@@ -183,6 +203,8 @@ impl<'a> Auth<'a> {
 
     /// Like [`Auth::token`], with the expiry and where the token came from.
     pub async fn issue(&self, profile: &Profile, resource: Resource) -> Result<Issued, Error> {
+        // A resource the profile's cloud does not have is refused before the cache or the store.
+        resource.uri(profile)?;
         let key = (profile.name.clone(), resource);
         let cached = self.cache.lock().ok().and_then(|c| {
             c.get(&key)
@@ -331,7 +353,12 @@ impl<'a> Auth<'a> {
             resource.name(),
             profile.name
         );
-        let token_url = format!("{}/{}/oauth2/v2.0/token", self.authority, profile.tenant_id);
+        let scope = resource.scope(profile)?;
+        let authority = profile
+            .endpoints
+            .as_ref()
+            .map_or(self.authority.as_str(), |e| e.authority.as_str());
+        let token_url = format!("{authority}/{}/oauth2/v2.0/token", profile.tenant_id);
         let assertion = match &profile.credential {
             Credential::Secret(_) => None,
             Credential::Certificate { pem, variable } => Some(assertion::certificate(
@@ -340,7 +367,20 @@ impl<'a> Auth<'a> {
                 &profile.client_id,
                 &token_url,
             )?),
-            Credential::Federated { path, variable } => Some(assertion::federated(path, variable)?),
+            Credential::Federated { path, variable } => {
+                let jwt = assertion::federated(path, variable)?;
+                let expected = profile.cloud.federated_audience();
+                if let Some(aud) =
+                    assertion::audiences(&jwt).filter(|a| !a.iter().any(|a| a == expected))
+                {
+                    tracing::warn!(
+                        "the federated token in {variable} is for audience {}, not {expected} (the usual one in cloud `{}`): Entra ID accepts it only if the app's federated credential names that audience",
+                        aud.join(", "),
+                        profile.cloud.name()
+                    );
+                }
+                Some(jwt)
+            }
             Credential::ManagedIdentity {
                 client_id,
                 endpoint,
@@ -349,7 +389,7 @@ impl<'a> Auth<'a> {
                     self.http,
                     endpoint,
                     client_id.as_deref(),
-                    resource,
+                    resource.uri(profile)?,
                     &action,
                 )
                 .await?
@@ -365,7 +405,7 @@ impl<'a> Auth<'a> {
                 let mut form = vec![
                     ("grant_type", "client_credentials"),
                     ("client_id", profile.client_id.as_str()),
-                    ("scope", resource.scope()),
+                    ("scope", scope.as_str()),
                 ];
                 match (&profile.credential, &assertion) {
                     (Credential::Secret(secret), _) => {
@@ -451,6 +491,12 @@ fn refused(profile: &Profile, resource: Resource, mut service: ServiceError, bod
             "the certificate assertion was refused: upload this certificate (its public part) to the app registration's Certificates & secrets, and check the clock; the certificate comes from {}",
             var("CERTIFICATE_PATH")
         )),
+        Some(700211) | Some(700212) => Some(format!(
+            "no federated credential of the app matches this token's issuer or audience: in cloud `{}` the credential's audience is normally {} and the token in {} must carry it (AKS and managed identities issue it for the audience they are asked for)",
+            profile.cloud.name(),
+            profile.cloud.federated_audience(),
+            var("FEDERATED_TOKEN_FILE")
+        )),
         Some(70021) => Some(format!(
             "no federated credential of the app matches this token's issuer and subject: add one in the app registration (Certificates & secrets → Federated credentials) for the token in {}",
             var("FEDERATED_TOKEN_FILE")
@@ -490,6 +536,9 @@ mod tests {
             tenant_id: "t".into(),
             client_id: "c".into(),
             credential: Credential::Secret(SecretString::from("s")),
+            cloud: crate::settings::Cloud::Public,
+            cloud_variable: "PBIOPS_CLOUD".into(),
+            endpoints: None,
         }
     }
 
@@ -516,9 +565,30 @@ mod tests {
     }
 
     #[test]
-    fn resources_are_one_each() {
-        assert_ne!(Resource::PowerBi.scope(), Resource::Fabric.scope());
-        assert!(Resource::Flow.scope().ends_with("//.default"));
+    fn resources_are_one_each_and_follow_the_cloud() {
+        let public = profile();
+        let scope = |r: Resource, p: &Profile| r.scope(p).expect("scope");
+        assert_eq!(
+            scope(Resource::PowerBi, &public),
+            "https://analysis.windows.net/powerbi/api/.default"
+        );
+        assert_eq!(
+            scope(Resource::Fabric, &public),
+            "https://api.fabric.microsoft.com/.default"
+        );
+        assert!(scope(Resource::Flow, &public).ends_with("//.default"));
+        let dod = Profile {
+            cloud: crate::settings::Cloud::Dod,
+            ..profile()
+        };
+        assert_eq!(
+            scope(Resource::PowerBi, &dod),
+            "https://mil.analysis.usgovcloudapi.net/powerbi/api/.default"
+        );
+        let err = Resource::Fabric.scope(&dod).expect_err("no Fabric");
+        assert_eq!(err.exit_code().code(), 2);
+        assert!(err.to_string().contains("`PBIOPS_CLOUD`") && err.to_string().contains("`dod`"));
+        assert!(Resource::Flow.uri(&dod).is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -58,7 +58,11 @@ impl<'a> Fabric<'a> {
             http,
             auth,
             profile,
-            base,
+            // A profile in another cloud than the settings' carries its own hosts.
+            base: profile
+                .endpoints
+                .as_ref()
+                .map_or(base, |e| e.fabric.as_str()),
         }
     }
 

@@ -13,6 +13,8 @@ pub(super) enum Failure {
     Transport(String),
     /// Retrying cannot help (an answer over the size cap, a request that cannot be built).
     Final(String),
+    /// The network path refused the connection (untrusted certificate, proxy 407): never retried.
+    Blocked(crate::error::Error),
 }
 
 /// Reads the whole body, at most `cap` bytes. A body cut mid-way or slower than the request's

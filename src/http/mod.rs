@@ -13,6 +13,10 @@
 //! whose body is empty, an HTML page or broken JSON (a proxy, a gateway, a lost connection) is a
 //! transport failure: retried within the budget for idempotent calls, and for a trigger
 //! ([`Retry::ThrottleOnly`]) an [`Error::Unavailable`], which its caller treats as ambiguous.
+//!
+//! Two failures are never retried, because the network path itself refuses the connection and
+//! will again (`network`): a TLS certificate the client does not trust, and a proxy answering
+//! 407. They end the call at once as [`Error::Network`] (exit 9), naming the host and the fix.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -26,9 +30,10 @@ use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ServiceError};
-use crate::settings::HttpBudget;
+use crate::settings::{HttpBudget, Network};
 
 mod body;
+mod network;
 mod pace;
 use body::Failure;
 use pace::Pace;
@@ -167,26 +172,35 @@ pub struct Stats {
 pub struct Http {
     client: reqwest::Client,
     budget: HttpBudget,
+    network: Network,
     stats: Mutex<Stats>,
     pace: Pace,
 }
 
 impl Http {
-    /// Builds the client with the budget's per-request timeout.
+    /// Builds a client with the budget's per-request timeout, no proxy and the system's roots.
+    #[cfg(test)]
     pub fn new(budget: HttpBudget) -> Result<Http, Error> {
-        let client = reqwest::Client::builder()
-            .timeout(budget.timeout)
-            .connect_timeout(budget.timeout.min(Duration::from_secs(15)))
-            .user_agent(concat!("pbiops/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::setting(
-                "(http client)",
-                format!("cannot build the HTTP client: {e}"),
-                "the image needs the ca-certificates package (or SSL_CERT_FILE pointing at a CA bundle)",
-            ))?;
+        Http::with_network(budget, &Network::default())
+    }
+
+    /// Builds the client with the budget's per-request timeout, the proxies of `network` (never
+    /// for loopback, link-local or managed identity endpoints) and its extra roots.
+    pub fn with_network(budget: HttpBudget, network: &Network) -> Result<Http, Error> {
+        for (scheme, proxy) in [("https", &network.https), ("http", &network.http)] {
+            if let Some(p) = proxy {
+                // Named without credentials; loopback, link-local and identity hosts bypass it.
+                tracing::debug!(
+                    "{scheme}:// URLs go through the proxy {} ({})",
+                    p.display,
+                    p.variable
+                );
+            }
+        }
         Ok(Http {
-            client,
+            client: network::client(&budget, network)?,
             budget,
+            network: network.clone(),
             stats: Mutex::new(Stats::default()),
             pace: Pace::default(),
         })
@@ -249,7 +263,7 @@ impl Http {
             self.count(endpoint, false);
             let timeout = remaining.min(self.budget.timeout);
             let mut throttled_now = false;
-            let wait = match self.attempt(endpoint, &build, timeout).await {
+            let wait = match self.attempt(endpoint, action, &build, timeout).await {
                 Ok(response) => {
                     let status = response.status;
                     tracing::debug!(endpoint, status, attempt, "http");
@@ -283,6 +297,7 @@ impl Http {
                     after
                 }
                 Err(Failure::Final(text)) => return Err(unavailable(attempt, text)),
+                Err(Failure::Blocked(e)) => return Err(e),
                 Err(Failure::Transport(text)) => {
                     if retry == Retry::ThrottleOnly {
                         return Err(unavailable(attempt, text));
@@ -317,6 +332,7 @@ impl Http {
     async fn attempt(
         &self,
         endpoint: &'static str,
+        action: &str,
         build: &impl Fn() -> reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<Response, Failure> {
@@ -334,12 +350,20 @@ impl Http {
             crate::redact::remember(token);
         }
         let method = request.method().clone();
-        let mut resp = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| Failure::Transport(describe(&e)))?;
+        let url = request.url().clone();
+        let blocked = |why| Failure::Blocked(network::error(action, &url, &self.network, why));
+        let mut resp =
+            self.client
+                .execute(request)
+                .await
+                .map_err(|e| match network::blocked(&e) {
+                    Some(why) => blocked(why),
+                    None => Failure::Transport(describe(&e)),
+                })?;
         let status = resp.status().as_u16();
+        if status == 407 {
+            return Err(blocked(network::Blocked::ProxyAuth));
+        }
         let headers = resp.headers().clone();
         let body = body::read(&mut resp, max_response_bytes()).await?;
         let response = Response {

@@ -60,7 +60,11 @@ impl<'a> PowerBi<'a> {
             http,
             auth,
             profile,
-            base,
+            // A profile in another cloud than the settings' carries its own hosts.
+            base: profile
+                .endpoints
+                .as_ref()
+                .map_or(base, |e| e.powerbi.as_str()),
         }
     }
 

@@ -4,7 +4,9 @@
 //! Tests pass variables to the child process instead of mutating the test's own environment.
 //! Empty values count as unset, because Kestra renders a missing input as `VAR=`.
 
+pub(crate) mod cloud;
 pub(crate) mod environ;
+pub(crate) mod network;
 mod profiles;
 
 use std::net::IpAddr;
@@ -17,6 +19,8 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::kestra::LogFormat;
 use crate::task::duration;
+pub use cloud::Cloud;
+pub use network::Network;
 pub use profiles::{Credential, ManagedIdentityEndpoint, Profile, profile_var};
 
 /// The environment variables, for `--help`.
@@ -33,9 +37,12 @@ Environment:
   PBIOPS_AUTH                     the method, if explicit: secret, certificate, federated,
                                   managed-identity
   PBIOPS_PROFILE_<NAME>_<FIELD>   profile <name>, same fields: PBIOPS_PROFILE_<NAME>_TENANT_ID, ...
-  PBIOPS_AUTHORITY_URL            Entra ID host [https://login.microsoftonline.com]
-  PBIOPS_POWERBI_URL              Power BI REST base [https://api.powerbi.com/v1.0/myorg]
-  PBIOPS_FABRIC_URL               Fabric REST base [https://api.fabric.microsoft.com/v1]
+  PBIOPS_CLOUD                    public, usgov (GCC), usgovhigh (GCC High), dod or china: the
+                                  Entra ID, Power BI and Fabric hosts and token scopes [public];
+                                  per profile: PBIOPS_PROFILE_<NAME>_CLOUD
+  PBIOPS_AUTHORITY_URL            Entra ID host [the cloud's, https://login.microsoftonline.com]
+  PBIOPS_POWERBI_URL              Power BI REST base [the cloud's, https://api.powerbi.com/v1.0/myorg]
+  PBIOPS_FABRIC_URL               Fabric REST base [the cloud's, https://api.fabric.microsoft.com/v1]
   PBIOPS_IMDS_URL                 managed identity endpoint
                                   [http://169.254.169.254/metadata/identity/oauth2/token]
   IDENTITY_ENDPOINT               App Service managed identity endpoint (set by the platform)
@@ -54,12 +61,16 @@ Environment:
   PBIOPS_HTTP_RETRIES             attempts per call on 429, 5xx and network errors [6]
   PBIOPS_HTTP_RETRY_BUDGET        total time one call may spend retrying [PT10M]
   PBIOPS_HTTP_MAX_RESPONSE_MB     largest answer read, in MiB [32]
+  PBIOPS_CA_FILE                  PEM file of CA certificates trusted in addition to the
+                                  system's (a TLS-inspecting proxy's root)
+  HTTPS_PROXY, HTTP_PROXY         proxy for https:// and http:// URLs (also lower case); ALL_PROXY
+                                  for both; http://user:password@host:port
+  NO_PROXY                        hosts, domains (.corp.example), addresses or CIDRs reached
+                                  directly; loopback, link-local (169.254.169.254) and managed
+                                  identity endpoints are always reached directly
 Plain http:// endpoints are refused unless the host is loopback (the emulator) or a managed
 identity endpoint. Empty values count as unset.";
 
-const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
-const DEFAULT_POWERBI: &str = "https://api.powerbi.com/v1.0/myorg";
-const DEFAULT_FABRIC: &str = "https://api.fabric.microsoft.com/v1";
 const DEFAULT_IMDS: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
 /// Fixed-name variables, read with envy (prefix `PBIOPS_`).
@@ -81,6 +92,8 @@ struct RawSettings {
     token_key: Option<String>,
     legacy_token_table: Option<String>,
     legacy_token_max_length: Option<String>,
+    cloud: Option<String>,
+    ca_file: Option<String>,
 }
 
 /// Largest HTTP timeout or retry budget, in seconds (a day).
@@ -107,6 +120,18 @@ const FOREIGN: &[&str] = &[
     // Set by App Service / Container Apps for managed identity.
     "IDENTITY_ENDPOINT",
     "IDENTITY_HEADER",
+    // The network path (see `network`).
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    // Read by the TLS library itself; pbiops only warns that it replaces the system's roots.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     // Passed by our Kestra flows, recorded in the operation log.
     "KESTRA_EXECUTION_ID",
     "KESTRA_TASKRUN_ID",
@@ -118,14 +143,44 @@ const FOREIGN: &[&str] = &[
 ];
 
 /// Base URLs of the remote APIs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// Entra ID authority host, without a trailing slash.
     pub authority: String,
     /// Power BI REST base, e.g. `https://api.powerbi.com/v1.0/myorg`.
     pub powerbi: String,
-    /// Fabric REST base.
+    /// Fabric REST base; empty in a cloud without Fabric (whose Fabric calls are refused before
+    /// anything is sent) unless `PBIOPS_FABRIC_URL` names one.
     pub fabric: String,
+}
+
+/// Endpoints set explicitly (checked); they win over every cloud's hosts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    authority: Option<String>,
+    powerbi: Option<String>,
+    fabric: Option<String>,
+}
+
+impl Endpoints {
+    /// `cloud`'s hosts, except where `overrides` names one.
+    pub(crate) fn of(cloud: Cloud, overrides: &Overrides) -> Endpoints {
+        Endpoints {
+            authority: overrides
+                .authority
+                .clone()
+                .unwrap_or_else(|| cloud.authority().into()),
+            powerbi: overrides
+                .powerbi
+                .clone()
+                .unwrap_or_else(|| cloud.powerbi_api().into()),
+            fabric: overrides
+                .fabric
+                .clone()
+                .or_else(|| cloud.fabric().map(|(api, _)| api.to_string()))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Retry and timeout budget of HTTP calls.
@@ -171,8 +226,12 @@ pub struct KestraIds {
 /// Everything the environment configures.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// API endpoints.
+    /// The cloud of every profile that does not name its own.
+    pub cloud: Cloud,
+    /// API endpoints (of [`Settings::cloud`]; a profile in another cloud carries its own).
     pub endpoints: Endpoints,
+    /// Proxies and extra trusted roots.
+    pub network: Network,
     /// Log format, when set.
     pub log_format: Option<LogFormat>,
     /// Log level.
@@ -187,6 +246,7 @@ pub struct Settings {
     pub kestra: KestraIds,
     /// Things the user should know about how the settings were read (fallbacks used).
     pub notices: Vec<String>,
+    overrides: Overrides,
     managed_identity: ManagedIdentityEndpoint,
     profiles: profiles::RawProfiles,
     /// `PBIOPS_FLOW_<NAME>_URL` by lowercase name.
@@ -242,7 +302,8 @@ impl Settings {
                     .insert(field.into(), (key.clone(), value.clone()));
             } else if let Some(field) = key
                 .strip_prefix("PBIOPS_")
-                .filter(|f| profiles::FIELDS.contains(f))
+                // PBIOPS_CLOUD is every profile's default, not a field of the default profile.
+                .filter(|f| profiles::FIELDS.contains(f) && *f != "CLOUD")
             {
                 profiles
                     .entry("default".into())
@@ -251,6 +312,13 @@ impl Settings {
             }
         }
         default_profile_fallbacks(&mut profiles, &foreign, &mut notices);
+        for variable in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+            if foreign(variable).is_some() {
+                notices.push(format!(
+                    "{variable} is set: it replaces the system's trusted roots instead of adding to them, so hosts signed by a public CA may fail; to trust a corporate CA as well, unset it and set PBIOPS_CA_FILE"
+                ));
+            }
+        }
 
         let managed_identity = match (foreign("IDENTITY_ENDPOINT"), foreign("IDENTITY_HEADER")) {
             (Some(url), Some(header)) => ManagedIdentityEndpoint::AppService {
@@ -267,27 +335,35 @@ impl Settings {
             },
         };
 
+        let cloud = raw
+            .cloud
+            .as_deref()
+            .map(|c| Cloud::parse("PBIOPS_CLOUD", c))
+            .transpose()?
+            .unwrap_or_default();
+        let overrides = Overrides {
+            authority: explicit("PBIOPS_AUTHORITY_URL", raw.authority_url.as_deref())?,
+            powerbi: explicit("PBIOPS_POWERBI_URL", raw.powerbi_url.as_deref())?,
+            fabric: explicit("PBIOPS_FABRIC_URL", raw.fabric_url.as_deref())?,
+        };
+        let mut network = Network::read(&foreign, raw.ca_file.as_deref())?;
+        network.identity_hosts = match &managed_identity {
+            ManagedIdentityEndpoint::Imds { url }
+            | ManagedIdentityEndpoint::AppService { url, .. } => url::Url::parse(url)
+                .ok()
+                .and_then(|u| {
+                    u.host_str()
+                        .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                })
+                .into_iter()
+                .chain(std::iter::once("169.254.169.254".to_string()))
+                .collect(),
+        };
+
         Ok(Settings {
-            endpoints: Endpoints {
-                authority: endpoint(
-                    "PBIOPS_AUTHORITY_URL",
-                    raw.authority_url.as_deref(),
-                    DEFAULT_AUTHORITY,
-                    false,
-                )?,
-                powerbi: endpoint(
-                    "PBIOPS_POWERBI_URL",
-                    raw.powerbi_url.as_deref(),
-                    DEFAULT_POWERBI,
-                    false,
-                )?,
-                fabric: endpoint(
-                    "PBIOPS_FABRIC_URL",
-                    raw.fabric_url.as_deref(),
-                    DEFAULT_FABRIC,
-                    false,
-                )?,
-            },
+            cloud,
+            endpoints: Endpoints::of(cloud, &overrides),
+            network,
             log_format: raw
                 .log_format
                 .as_deref()
@@ -331,6 +407,7 @@ impl Settings {
                 namespace: foreign("KESTRA_NAMESPACE"),
             },
             notices,
+            overrides,
             managed_identity,
             profiles,
             flows,
@@ -339,7 +416,12 @@ impl Settings {
 
     /// Profile `name`, checked: complete and not contradictory, or an error naming the variable.
     pub fn profile(&self, name: &str) -> Result<Profile, Error> {
-        profiles::build(name, &self.profiles, &self.managed_identity)
+        profiles::build(
+            name,
+            &self.profiles,
+            &self.managed_identity,
+            (self.cloud, &self.overrides),
+        )
     }
 
     /// Flow `name`'s trigger URL and the variable it came from.
@@ -391,6 +473,7 @@ impl Settings {
         if let Some(key) = &self.store.token_key {
             values.push(key.expose_secret().to_string());
         }
+        values.extend(self.network.secret_values());
         values
     }
 }
@@ -552,6 +635,13 @@ fn duration_var(variable: &str, value: Option<&str>, default: Duration) -> Resul
     }
 }
 
+/// An endpoint variable, checked, when it is set.
+fn explicit(variable: &str, value: Option<&str>) -> Result<Option<String>, Error> {
+    value
+        .map(|v| endpoint(variable, Some(v), "", false))
+        .transpose()
+}
+
 /// Checks an endpoint URL: https, or plain http only to a loopback host (or, for `managed`
 /// identity endpoints, anywhere: IMDS and App Service's endpoint are plain HTTP by design).
 fn endpoint(
@@ -633,7 +723,7 @@ mod tests {
             panic!("secret")
         };
         assert_eq!((p.tenant_id.as_str(), secret.expose_secret()), ("t2", "s2"));
-        assert_eq!(s.endpoints.powerbi, DEFAULT_POWERBI);
+        assert_eq!(s.endpoints.powerbi, Cloud::Public.powerbi_api());
         assert_eq!(s.profile_names(), vec!["default", "sales_eu"]);
     }
 
@@ -735,6 +825,47 @@ mod tests {
         assert_eq!(
             s.secret_values(),
             vec!["s3cret".to_string(), "dbpass".to_string()]
+        );
+    }
+
+    #[test]
+    fn clouds_set_the_endpoints_and_explicit_endpoints_still_win() {
+        let s = settings(&[("PBIOPS_CLOUD", "dod")]);
+        assert_eq!(s.cloud, Cloud::Dod);
+        assert_eq!(s.endpoints.authority, "https://login.microsoftonline.us");
+        assert_eq!(
+            s.endpoints.powerbi,
+            "https://api.mil.powerbigov.us/v1.0/myorg"
+        );
+        let s = settings(&[
+            ("PBIOPS_CLOUD", "china"),
+            ("PBIOPS_POWERBI_URL", "http://127.0.0.1:5480/v1.0/myorg"),
+        ]);
+        assert_eq!(s.endpoints.authority, "https://login.chinacloudapi.cn");
+        assert_eq!(s.endpoints.powerbi, "http://127.0.0.1:5480/v1.0/myorg");
+        let err = Settings::from_vars(vars(&[("PBIOPS_CLOUD", "azure-germany")])).expect_err("bad");
+        assert!(err.to_string().contains("`PBIOPS_CLOUD`"));
+        // PBIOPS_CLOUD alone does not make a default profile.
+        assert!(
+            settings(&[("PBIOPS_CLOUD", "usgov")])
+                .profile_names()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn proxy_passwords_are_secret_and_ssl_cert_file_gets_a_notice() {
+        let s = settings(&[
+            ("HTTPS_PROXY", "http://svc:pr0xy-pass@proxy:3128"),
+            ("SSL_CERT_FILE", "/etc/corp.pem"),
+        ]);
+        assert!(s.secret_values().contains(&"pr0xy-pass".to_string()));
+        assert!(!format!("{s:?}").contains("pr0xy-pass"));
+        assert!(s.notices.iter().any(|n| n.contains("PBIOPS_CA_FILE")));
+        assert!(
+            s.network
+                .identity_hosts
+                .contains(&"169.254.169.254".to_string())
         );
     }
 

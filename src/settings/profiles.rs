@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
+use super::{Cloud, Endpoints, Overrides};
 use crate::error::Error;
 
 /// Every per-profile field, as `PBIOPS_PROFILE_<NAME>_<FIELD>` (or `PBIOPS_<FIELD>` for `default`).
@@ -22,6 +23,7 @@ pub const FIELDS: &[&str] = &[
     "FEDERATED_TOKEN_FILE",
     "MANAGED_IDENTITY",
     "AUTH",
+    "CLOUD",
 ];
 
 /// The auth methods, as `…_AUTH` names them.
@@ -83,6 +85,13 @@ pub struct Profile {
     pub client_id: String,
     /// How it authenticates.
     pub credential: Credential,
+    /// Its cloud: scopes, audiences and (with [`Profile::endpoints`]) hosts.
+    pub cloud: Cloud,
+    /// The variable the cloud came from (`PBIOPS_CLOUD` when the profile names none), for errors.
+    pub cloud_variable: String,
+    /// The profile's own endpoints, when its cloud is not the settings' cloud; `None`: the
+    /// settings' endpoints apply.
+    pub endpoints: Option<Endpoints>,
 }
 
 impl Profile {
@@ -141,6 +150,7 @@ pub fn build(
     name: &str,
     raw: &RawProfiles,
     managed_identity: &ManagedIdentityEndpoint,
+    (default_cloud, overrides): (Cloud, &Overrides),
 ) -> Result<Profile, Error> {
     let Some(fields) = raw.get(name) else {
         let known: Vec<&str> = raw.keys().map(String::as_str).collect();
@@ -174,6 +184,11 @@ pub fn build(
         })
     };
 
+    let (cloud, cloud_variable) = match fields.get("CLOUD") {
+        Some((variable, value)) => (Cloud::parse(variable, value)?, variable.clone()),
+        None => (default_cloud, "PBIOPS_CLOUD".to_string()),
+    };
+    let endpoints = (cloud != default_cloud).then(|| Endpoints::of(cloud, overrides));
     let given: Vec<(&str, &str)> = [
         ("secret", "CLIENT_SECRET"),
         ("certificate", "CERTIFICATE_PATH"),
@@ -257,6 +272,9 @@ pub fn build(
                     client_id,
                     endpoint: managed_identity.clone(),
                 },
+                cloud,
+                cloud_variable,
+                endpoints,
             });
         }
     };
@@ -265,6 +283,9 @@ pub fn build(
         tenant_id: require("TENANT_ID")?,
         client_id: require("CLIENT_ID")?,
         credential,
+        cloud,
+        cloud_variable,
+        endpoints,
     })
 }
 
@@ -340,6 +361,48 @@ mod tests {
     }
 
     const IMDS: ManagedIdentityEndpoint = ManagedIdentityEndpoint::Imds { url: String::new() };
+
+    fn build(
+        name: &str,
+        raw: &RawProfiles,
+        mi: &ManagedIdentityEndpoint,
+    ) -> Result<Profile, Error> {
+        super::build(name, raw, mi, (Cloud::Public, &Overrides::default()))
+    }
+
+    #[test]
+    fn a_profile_in_another_cloud_carries_that_cloud_s_endpoints() {
+        let r = raw(&[
+            ("gov", "TENANT_ID", "t"),
+            ("gov", "CLIENT_ID", "c"),
+            ("gov", "CLIENT_SECRET", "s"),
+            ("gov", "CLOUD", "usgovhigh"),
+            ("pub", "TENANT_ID", "t"),
+            ("pub", "CLIENT_ID", "c"),
+            ("pub", "CLIENT_SECRET", "s"),
+        ]);
+        let gov = build("gov", &r, &IMDS).expect("valid");
+        assert_eq!(
+            (gov.cloud, gov.cloud_variable.as_str()),
+            (Cloud::UsGovHigh, "PBIOPS_PROFILE_GOV_CLOUD")
+        );
+        let endpoints = gov.endpoints.expect("own endpoints");
+        assert_eq!(endpoints.authority, "https://login.microsoftonline.us");
+        assert_eq!(
+            endpoints.powerbi,
+            "https://api.high.powerbigov.us/v1.0/myorg"
+        );
+        assert_eq!(endpoints.fabric, "");
+        let public = build("pub", &r, &IMDS).expect("valid");
+        assert!(public.endpoints.is_none() && public.cloud == Cloud::Public);
+        let r = raw(&[("x", "CLOUD", "mars"), ("x", "MANAGED_IDENTITY", "system")]);
+        assert!(
+            build("x", &r, &IMDS)
+                .expect_err("unknown cloud")
+                .to_string()
+                .contains("PBIOPS_PROFILE_X_CLOUD")
+        );
+    }
 
     #[test]
     fn the_method_follows_the_one_credential_given() {

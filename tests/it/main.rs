@@ -13,6 +13,7 @@ mod engine;
 mod faults;
 mod fleet;
 mod interrupt;
+mod networks;
 mod refresh;
 mod single_flight;
 mod status;

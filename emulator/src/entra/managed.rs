@@ -100,7 +100,7 @@ fn grant(
             }
         },
     };
-    let audience = audience_of_resource(resource).ok_or_else(|| {
+    let audience = audience_of_resource(state.scenario.cloud, resource).ok_or_else(|| {
         mi_error(
             StatusCode::BAD_REQUEST,
             "invalid_resource",

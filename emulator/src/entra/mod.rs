@@ -9,7 +9,7 @@
 pub(crate) mod assertion;
 pub(crate) mod managed;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Cloud, Scenario};
 use crate::state::{AppState, Principal, Token, World};
 use crate::wire::{self, json_response};
 use axum::body::Bytes;
@@ -21,25 +21,33 @@ use serde::Serialize;
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
-/// Audience of a Power BI token, the only one the Power BI routes accept.
-pub(crate) const POWERBI_AUDIENCE: &str = "https://analysis.windows.net/powerbi/api";
-/// Audience of a Fabric token, the only one the Fabric routes accept.
+/// Audience of a Fabric token, the only one the Fabric routes accept (Fabric exists only in the
+/// public cloud).
 pub(crate) const FABRIC_AUDIENCE: &str = "https://api.fabric.microsoft.com";
-/// Audience of a Power Automate token: issued, accepted by no emulated route.
+/// Audience of a Power Automate token: issued in the public cloud, accepted by no emulated route.
 pub(crate) const FLOW_AUDIENCE: &str = "https://service.flow.microsoft.com/";
 
-/// The accepted `scope` values and the audience each token is bound to.
-const SCOPES: &[(&str, &str)] = &[
-    (
-        "https://analysis.windows.net/powerbi/api/.default",
-        POWERBI_AUDIENCE,
-    ),
-    ("https://api.fabric.microsoft.com/.default", FABRIC_AUDIENCE),
-    (
-        "https://service.flow.microsoft.com//.default",
-        FLOW_AUDIENCE,
-    ),
-];
+/// Audience of a Power BI token in `cloud`, the only one the Power BI routes accept there
+/// (reference: Microsoft's "Embed Power BI content ... for national/regional clouds").
+pub(crate) fn powerbi_audience(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://analysis.windows.net/powerbi/api",
+        Cloud::Usgov => "https://analysis.usgovcloudapi.net/powerbi/api",
+        Cloud::Usgovhigh => "https://high.analysis.usgovcloudapi.net/powerbi/api",
+        Cloud::Dod => "https://mil.analysis.usgovcloudapi.net/powerbi/api",
+        Cloud::China => "https://analysis.chinacloudapi.cn/powerbi/api",
+    }
+}
+
+/// The audiences `cloud`'s token endpoint issues tokens for; a scope is one of them plus
+/// `/.default` (Power Automate's keeps its trailing slash: `…com//.default`).
+fn audiences(cloud: Cloud) -> Vec<&'static str> {
+    let mut list = vec![powerbi_audience(cloud)];
+    if cloud == Cloud::Public {
+        list.extend([FABRIC_AUDIENCE, FLOW_AUDIENCE]);
+    }
+    list
+}
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub(crate) async fn token(
@@ -167,7 +175,11 @@ pub(crate) async fn token(
     let Some(scope) = field("scope") else {
         return missing(now, "scope");
     };
-    let Some(&(_, audience)) = SCOPES.iter().find(|(s, _)| *s == scope) else {
+    let cloud = state.scenario.cloud;
+    let Some(audience) = audiences(cloud)
+        .into_iter()
+        .find(|a| scope.strip_suffix("/.default") == Some(*a))
+    else {
         return fail(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
@@ -251,12 +263,11 @@ struct TokenBody {
     access_token: String,
 }
 
-/// The audience a scope or resource names, if the emulator knows it.
-pub(crate) fn audience_of_resource(resource: &str) -> Option<&'static str> {
+/// The audience a resource names in `cloud`, if that cloud has it.
+pub(crate) fn audience_of_resource(cloud: Cloud, resource: &str) -> Option<&'static str> {
     let trimmed = resource.trim_end_matches('/');
-    SCOPES
-        .iter()
-        .map(|&(_, audience)| audience)
+    audiences(cloud)
+        .into_iter()
         .find(|audience| audience.trim_end_matches('/') == trimmed)
 }
 

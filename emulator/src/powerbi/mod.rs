@@ -9,7 +9,7 @@ pub(crate) mod filter;
 pub(crate) mod refreshes;
 pub(crate) mod reports;
 
-use crate::entra::POWERBI_AUDIENCE;
+use crate::entra::powerbi_audience;
 use crate::faults::bearer;
 use crate::scenario::{Dataset, Workspace};
 use crate::state::{Shared, World};
@@ -29,7 +29,7 @@ pub(crate) fn caller(world: &World, headers: &HeaderMap) -> Result<Caller, Respo
     if token.revoked || world.now() >= token.expires_at {
         return Err(wire::token_expired());
     }
-    if token.audience != POWERBI_AUDIENCE {
+    if token.audience != powerbi_audience(world.cloud) {
         return Err(wire::not_authorized());
     }
     Ok(Caller {

@@ -161,6 +161,7 @@ impl Fleet {
                 });
         }
         let scenario = Scenario {
+            cloud: super::Cloud::Public,
             token_lifetime_seconds: 3599,
             token_prefix: "emu".to_owned(),
             tenants: vec![Tenant {

@@ -21,6 +21,35 @@ pub use items::{
     TransactionOutcome,
 };
 pub use quirks::Quirks;
+
+/// A Microsoft cloud, as the scenario's `cloud` and `--cloud` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// The public cloud (the default).
+    #[default]
+    Public,
+    /// US Government Community Cloud (GCC).
+    Usgov,
+    /// GCC High.
+    Usgovhigh,
+    /// US Department of Defense.
+    Dod,
+    /// China (21Vianet).
+    China,
+}
+
+impl Cloud {
+    /// Reads `public`, `usgov`, `usgovhigh`, `dod` or `china`.
+    pub fn parse(name: &str) -> Option<Cloud> {
+        serde_json::from_value(serde_json::Value::String(name.to_ascii_lowercase())).ok()
+    }
+
+    /// Whether this is the public cloud (the default, left out when serialized).
+    pub fn is_public(&self) -> bool {
+        *self == Cloud::Public
+    }
+}
 pub(crate) use time::{check_duration, check_spec, resolve_time, seconds};
 
 use jiff::Timestamp;
@@ -59,6 +88,10 @@ pub struct Scenario {
     /// Fabric refuses service principals for Dataflow jobs (every tenant).
     #[serde(default)]
     pub refuse_service_principals_for_dataflow_jobs: bool,
+    /// The Microsoft cloud emulated: its token endpoint issues tokens only for that cloud's
+    /// scopes, and the APIs accept only that cloud's audiences (`--cloud` overrides it).
+    #[serde(default, skip_serializing_if = "Cloud::is_public")]
+    pub cloud: Cloud,
     /// Capacities with a refresh concurrency limit (workspaces name them by `capacityId`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capacities: Vec<Capacity>,

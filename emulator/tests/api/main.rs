@@ -6,6 +6,7 @@
 
 mod assertions;
 mod binary;
+mod clouds;
 mod control;
 mod dataflows;
 mod discovery;
