@@ -101,6 +101,11 @@ async fn check(ctx: &Context<'_>, name: &str) -> ProfileCheck {
     };
     result.method = Some(profile.method());
     for resource in [Resource::PowerBi, Resource::Fabric] {
+        // Fabric does not exist in every cloud: nothing to check there.
+        if let Err(e) = resource.uri(&profile) {
+            tracing::info!("profile {name}: {} not checked: {e}", resource.name());
+            continue;
+        }
         match ctx.auth.acquire(&profile, resource).await {
             Ok(token) => ctx.auth.remember(&profile, resource, &token),
             Err(e) => {

@@ -21,7 +21,8 @@ pub struct TokenResult {
     pub profile: String,
     /// `powerbi`, `fabric` or `flow`.
     pub resource: &'static str,
-    /// `renewed`, `valid` (left as it was) or `failed`.
+    /// `renewed`, `valid` (left as it was), `unavailable` (the profile's cloud has no such
+    /// service, e.g. Fabric in a sovereign cloud) or `failed`.
     pub action: &'static str,
     /// The stored token's expiry after the run (UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,6 +132,13 @@ async fn refresh_one(
         Ok(p) => p,
         Err(e) => return Ok(fail(result, &e)),
     };
+    if let Err(e) = resource.uri(&profile) {
+        // Not a failure of the profile: its cloud has no such service to hold a token for.
+        tracing::info!("profile {name}: no {} token: {e}", resource.name());
+        result.action = "unavailable";
+        result.hint = e.hint();
+        return Ok(result);
+    }
     if let Some(row) = store.token(name, resource.name()).await? {
         let same_principal =
             row.client_id == profile.client_id && row.tenant_id == profile.tenant_id;

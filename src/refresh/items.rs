@@ -40,6 +40,8 @@ pub(crate) fn info(kind: Kind, group: &Group, id: &str, name: &str) -> ItemInfo 
 pub(crate) struct Catalog<'a> {
     pbi: PowerBi<'a>,
     fabric: Fabric<'a>,
+    /// Whether the profile's cloud has Fabric (Dataflow Gen2 lives there).
+    has_fabric: bool,
     /// Every visible workspace; read once when a run resolves several items.
     groups: RefCell<Option<Vec<Group>>>,
     models: RefCell<HashMap<String, Vec<Dataset>>>,
@@ -53,6 +55,7 @@ impl<'a> Catalog<'a> {
         Catalog {
             pbi: PowerBi::new(ctx.http, ctx.auth, profile, &ctx.settings.endpoints.powerbi),
             fabric: Fabric::new(ctx.http, ctx.auth, profile, &ctx.settings.endpoints.fabric),
+            has_fabric: crate::auth::Resource::Fabric.uri(profile).is_ok(),
             groups: RefCell::new(None),
             models: RefCell::new(HashMap::new()),
             gen1: RefCell::new(HashMap::new()),
@@ -160,6 +163,8 @@ impl<'a> Catalog<'a> {
         };
         let gen2 = match target.generation {
             Some(1) => Vec::new(),
+            // Detecting in a cloud without Fabric: only Power BI's dataflows exist there.
+            None if !self.has_fabric => Vec::new(),
             _ => self.gen2(group).await?,
         };
         let hit1 = resolve::pick(

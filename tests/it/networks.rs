@@ -464,3 +464,52 @@ async fn requests_over_tls(emu: &Emulator, ca: &std::path::Path) -> Vec<Value> {
         other => panic!("request log: {other}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cloud_without_fabric_the_checks_and_renewals_leave_fabric_out_and_detection_finds_gen1()
+ {
+    let emu = support::emulator(scenario_in("china")).await;
+    let mut env = support::env(&emu);
+    set(&mut env, "PBIOPS_CLOUD", "china");
+    let check = support::run(Input::Env(json!({"operation": "credentials.check"})), &env).await;
+    assert_eq!(check.code, 0, "{}", check.log_text());
+    // A dataflow named without its generation: found among Power BI's, Fabric never asked.
+    let refresh = support::run(
+        Input::Env(
+            json!({"operation": "dataflow.refresh", "workspace": "Sales",
+                          "dataflow": "Sales Staging", "poll": {"min": 0.01, "max": 0.05},
+                          "timeout": "PT60S"}),
+        ),
+        &env,
+    )
+    .await;
+    assert_eq!(refresh.code, 0, "{}", refresh.log_text());
+    assert_eq!(refresh.outputs().generation, Some(1));
+    let dir = tempfile::tempdir().expect("dir");
+    set(
+        &mut env,
+        "PBIOPS_ODBC",
+        format!(
+            "Driver={{SQLite3}};Database={};",
+            dir.path().join("pbiops.db").display()
+        ),
+    );
+    let renew = support::run(Input::Env(json!({"operation": "token.refresh"})), &env).await;
+    assert_eq!(renew.code, 0, "{}", renew.log_text());
+    let tokens = renew.outputs().tokens.expect("tokens");
+    let fabric = tokens
+        .iter()
+        .find(|t| t["resource"] == "fabric")
+        .expect("fabric entry");
+    assert_eq!(fabric["action"], "unavailable");
+    let fabric_calls: Vec<Value> = support::requests(&emu)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["route"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("fabric."))
+        })
+        .collect();
+    assert!(fabric_calls.is_empty(), "{fabric_calls:?}");
+}
