@@ -11,6 +11,13 @@
 //! distribution. The lower bound is max(total work / total concurrency, longest refresh), with
 //! "work" measured from the emulator's own start and end of each refresh. A benchmark, not a
 //! test: it prints a table and asserts nothing.
+//!
+//! `FLEET_MODELS` changes the number of models (e.g. 1000, for pbiops's own memory and CPU, which
+//! the table reports from the child's rusage: the emulator runs in the benchmark's process and is
+//! not counted).
+
+// getrusage is the one way to read a finished child's CPU time and peak RSS; it needs libc.
+#![allow(unsafe_code)]
 
 use std::process::Command;
 use std::time::Instant;
@@ -21,7 +28,13 @@ use pbiops_emulator::scenario::{
 use pbiops_emulator::{Fleet, Scenario};
 use serde_json::{Value, json};
 
-const MODELS: usize = 200;
+/// Models in the fleet (`FLEET_MODELS` overrides).
+fn models() -> usize {
+    std::env::var("FLEET_MODELS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
 const CAPACITIES: usize = 4;
 const CONCURRENCY: u32 = 4;
 /// Calls per client and minute before the emulator answers 429 (`FLEET_RATE` overrides).
@@ -39,7 +52,7 @@ fn main() {
         .build()
         .expect("runtime");
     let fleet = Fleet {
-        models: MODELS,
+        models: models(),
         capacities: CAPACITIES,
         concurrency: CONCURRENCY,
         seed: 20261124,
@@ -148,7 +161,8 @@ fn main() {
         }
     }
     println!(
-        "fleet: {MODELS} models, {CAPACITIES} capacities × {CONCURRENCY}, rate limit {} calls/min, exit code {:?}\n",
+        "fleet: {} models, {CAPACITIES} capacities × {CONCURRENCY}, rate limit {} calls/min, exit code {:?}\n",
+        models(),
         rate(),
         output.status.code()
     );
@@ -180,6 +194,23 @@ fn main() {
         "| peak concurrency per capacity | {} |",
         peak(&runtime, &base)
     );
+    let (cpu, rss_mib) = child_usage();
+    println!("| pbiops CPU time, user + system (s) | {cpu:.2} |");
+    println!("| pbiops peak RSS (MiB) | {rss_mib:.1} |");
+}
+
+/// CPU seconds and peak RSS (MiB) of the finished children: the one pbiops run.
+fn child_usage() -> (f64, f64) {
+    // rusage is plain old data; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given and reads nothing else.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(rc, 0, "getrusage failed");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
 }
 
 fn seconds(text: &str) -> Option<f64> {
