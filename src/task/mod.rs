@@ -15,6 +15,7 @@
 //! - [`cli`] and [`source`]: the command line and the task's sources.
 
 pub mod admin;
+pub mod around;
 pub mod cli;
 pub mod dataflow;
 pub mod dataset;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use around::Around;
 pub use operation::{Operation, RawTask};
 pub use source::{check_output_file, load_with_json};
 
@@ -174,6 +176,8 @@ pub struct RefreshTask {
     pub on_timeout: OnTimeout,
     /// Wait bounds.
     pub wait: WaitOptions,
+    /// Preflight, alert and timeline options.
+    pub around: Around,
 }
 
 /// The refresh request body.
@@ -341,6 +345,8 @@ pub struct DataflowRefreshTask {
     pub downstream: Option<usize>,
     /// Where the cascade's per-target file goes.
     pub output_file: std::path::PathBuf,
+    /// Preflight, alert and timeline options.
+    pub around: Around,
 }
 
 /// A `flow.trigger` task.
@@ -395,6 +401,8 @@ pub struct FleetTask {
     pub max_per_capacity: Option<usize>,
     /// Where the per-target JSON file goes.
     pub output_file: std::path::PathBuf,
+    /// Preflight, alert and timeline options.
+    pub around: Around,
 }
 
 /// One item of a fleet.
