@@ -62,9 +62,12 @@ impl AroundFields {
         }
         Ok(Around {
             preflight: self.preflight.unwrap_or(true),
-            alert: self
-                .alert_file
-                .map(|f| (PathBuf::from(f.0), self.alert_format.unwrap_or(AlertFormat::Teams))),
+            alert: self.alert_file.map(|f| {
+                (
+                    PathBuf::from(f.0),
+                    self.alert_format.unwrap_or(AlertFormat::Teams),
+                )
+            }),
             timeline_file: self.timeline_file.map(|f| PathBuf::from(f.0)),
         })
     }

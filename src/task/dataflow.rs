@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::around::AroundFields;
 use super::dataset::required;
 use super::fields::{Dur, Generation, Multiple, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::operation::Operation;
 use super::wait::{RawPoll, WaitFields};
-use super::around::AroundFields;
 use super::words::{AlertFormat, ExecuteOption, NotifyOption, ProcessType, Then};
 use super::{
     DataflowOptions, DataflowRefresh, DataflowRefreshTask, DataflowTarget, IfRunning, OnTimeout,

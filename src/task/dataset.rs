@@ -10,12 +10,12 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::around::AroundFields;
 use super::fields::{Dur, Multiple, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::json::invalid;
 use super::operation::Operation;
 use super::wait::{RawPoll, WaitFields};
-use super::around::AroundFields;
 use super::words::{AlertFormat, CommitMode, NotifyOption, RefreshType};
 use super::{
     CancelTask, DatasetTarget, EnhancedRefresh, IfRunning, OnTimeout, RefreshBody, RefreshObject,

@@ -24,6 +24,7 @@ pub mod fields;
 pub mod fleet;
 pub mod items;
 pub mod json;
+pub mod night;
 pub mod operation;
 pub mod source;
 pub mod wait;
@@ -65,6 +66,10 @@ pub enum Task {
     ReportRefresh(ReportRefreshTask),
     /// List workspaces, models, dataflows, reports and their lineage.
     Inventory(InventoryTask),
+    /// Check, without triggering, whether refreshes can run.
+    Preflight(PreflightTask),
+    /// Draw a window of the operation log as one HTML file.
+    Timeline(TimelineTask),
 }
 
 impl Task {
@@ -75,6 +80,8 @@ impl Task {
             Task::DataflowRefresh(t) => t.downstream.map(|_| t.output_file.as_path()),
             Task::History(t) => Some(&t.output_file),
             Task::Inventory(t) => Some(&t.output_file),
+            Task::Preflight(t) => Some(&t.output_file),
+            Task::Timeline(t) => Some(&t.output_file),
             _ => None,
         }
     }
@@ -94,8 +101,21 @@ impl Task {
             Task::FlowTrigger(_) => Operation::FlowTrigger,
             Task::ReportRefresh(_) => Operation::ReportRefresh,
             Task::Inventory(_) => Operation::Inventory,
+            Task::Preflight(_) => Operation::Preflight,
+            Task::Timeline(_) => Operation::Timeline,
         };
         operation.as_str()
+    }
+
+    /// The preflight, alert and timeline options of a refresh operation.
+    pub fn around(&self) -> Option<&Around> {
+        match self {
+            Task::DatasetRefresh(t) => Some(&t.around),
+            Task::Fleet(t) => Some(&t.around),
+            Task::DataflowRefresh(t) => Some(&t.around),
+            Task::ReportRefresh(t) => Some(&t.refresh.around),
+            _ => None,
+        }
     }
 
     /// The one profile whose credentials the task uses; `None` for tasks over many profiles.
@@ -110,7 +130,11 @@ impl Task {
             Task::FlowTrigger(t) => Some(&t.profile),
             Task::ReportRefresh(t) => Some(&t.refresh.target.profile),
             Task::Inventory(t) => Some(&t.profile),
-            Task::TokenRefresh(_) | Task::CredentialsCheck(_) | Task::History(_) => None,
+            Task::Preflight(t) => Some(&t.profile),
+            Task::TokenRefresh(_)
+            | Task::CredentialsCheck(_)
+            | Task::History(_)
+            | Task::Timeline(_) => None,
         }
     }
 }
@@ -383,6 +407,42 @@ pub struct InventoryTask {
     /// Only these workspaces (names or ids); all visible ones when absent.
     pub workspace: Option<String>,
     /// Where `inventory.json` goes.
+    pub output_file: std::path::PathBuf,
+}
+
+/// A `preflight` task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreflightTask {
+    /// Profile name.
+    pub profile: String,
+    /// The items to check (their refresh options are the defaults).
+    pub targets: Vec<FleetTarget>,
+    /// Where the JSON file of the checks goes.
+    pub output_file: std::path::PathBuf,
+}
+
+/// A `timeline` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineTask {
+    /// Only this operation.
+    pub operation: Option<String>,
+    /// Only this normalized status.
+    pub status: Option<String>,
+    /// Only this profile.
+    pub profile: Option<String>,
+    /// Only rows whose workspace or item id or name matches (case-insensitive).
+    pub target: Option<String>,
+    /// The window's start, back from now.
+    pub since: Duration,
+    /// The window's end, back from now (now when absent).
+    pub until: Option<Duration>,
+    /// At most this many operations.
+    pub limit: u32,
+    /// The page's title.
+    pub title: String,
+    /// Group the lanes by capacity (reads the workspaces as `profile`, or `default`).
+    pub by_capacity: bool,
+    /// Where the HTML file goes.
     pub output_file: std::path::PathBuf,
 }
 
