@@ -295,3 +295,37 @@ async fn a_seeded_night_is_drawn_and_opens_in_a_browser_with_no_network_request(
         std::fs::copy(&png, &target).expect("the screenshot is copied");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_draws_its_own_run_with_timeline_file() {
+    let emu = emulator(night_scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut env = env(&emu);
+    env.retain(|(k, _)| k != "PBIOPS_ODBC");
+    env.push((
+        "PBIOPS_ODBC".into(),
+        format!(
+            "Driver={{SQLite3}};Database={};",
+            dir.path().join("ops.db").display()
+        ),
+    ));
+    let task = json!({"operation": "dataset.refresh", "poll": {"min": 0.01, "max": 0.05},
+    "timeout": "PT60S", "timelineFile": "night.html", "targets": [
+        {"workspace": "Sales", "dataset": "Sales Model"},
+        {"workspace": "Sales", "dataset": "Broken Model"},
+        {"workspace": "Finance", "dataset": DS_BUDGET_A}
+    ]});
+    let run = run(Input::Env(task), &env).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(out.timeline_file.as_deref(), Some("night.html"));
+    assert_eq!(out.count, Some(3), "the fleet's own outputs are kept");
+    let html = std::fs::read_to_string(run.dir.join("night.html")).expect("the page");
+    assert_eq!(
+        html.matches("<rect class=\"bar").count(),
+        3,
+        "one bar per target"
+    );
+    assert!(html.contains(&format!("capacity {CAP_A}")));
+    assert!(html.contains("Broken Model"));
+}
