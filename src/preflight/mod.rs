@@ -131,8 +131,11 @@ impl<'a> Preflight<'a> {
         }
     }
 
-    /// Records `row` for `key`, merged with the same check of the same subject.
-    fn add(&self, key: &str, row: Row) {
+    /// Records `row` for `key`, merged with the same check of the same subject. The service's
+    /// words in it are scrubbed of secrets like every other output.
+    fn add(&self, key: &str, mut row: Row) {
+        row.detail = crate::redact::scrub(&row.detail);
+        row.subject = crate::redact::scrub(&row.subject);
         let mut rows = self.rows.borrow_mut();
         let same = rows
             .iter_mut()
