@@ -378,7 +378,9 @@ fn page(
         "Cancelled",
         "TimedOut",
         "Running",
+        "Triggered",
         "Skipped",
+        "Interrupted",
     ] {
         let _ = write!(
             html,
