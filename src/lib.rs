@@ -20,6 +20,7 @@
 //! Only what the binary, the store tests and the benchmarks use is public; the rest is private
 //! to the crate, so the compiler sees dead code.
 
+pub(crate) mod alert;
 pub(crate) mod auth;
 pub mod error;
 pub(crate) mod fabric;
@@ -28,6 +29,7 @@ pub(crate) mod http;
 pub(crate) mod kestra;
 pub(crate) mod ops;
 pub(crate) mod powerbi;
+pub(crate) mod preflight;
 pub mod redact;
 pub(crate) mod refresh;
 pub(crate) mod resolve;
@@ -35,6 +37,7 @@ pub(crate) mod settings;
 mod signals;
 pub mod store;
 pub(crate) mod task;
+pub(crate) mod timeline;
 
 /// The task contract's first stage, for the documentation test that checks every task in the
 /// docs against the parser.

@@ -32,6 +32,10 @@ const DATAFLOW_UPSTREAM: &str =
 const DATAFLOW_CANCEL: &str =
     "/v1.0/myorg/groups/{group_id}/dataflows/transactions/{transaction_id}/cancel";
 const REPORTS: &str = "/v1.0/myorg/groups/{group_id}/reports";
+const CAPACITIES: &str = "/v1.0/myorg/capacities";
+const DATASOURCES: &str = "/v1.0/myorg/groups/{group_id}/datasets/{dataset_id}/datasources";
+const GATEWAY_DATASOURCE_STATUS: &str =
+    "/v1.0/myorg/gateways/{gateway_id}/datasources/{datasource_id}/status";
 const REPORT: &str = "/v1.0/myorg/groups/{group_id}/reports/{report_id}";
 const FABRIC_WORKSPACES: &str = "/v1/workspaces";
 const FABRIC_ITEMS: &str = "/v1/workspaces/{workspace_id}/items";
@@ -73,6 +77,9 @@ pub(crate) const ROUTE_NAMES: &[&str] = &[
     "fabric.job.get",
     "fabric.job.cancel",
     "flow.trigger",
+    "capacities",
+    "datasources",
+    "gateway.datasource.status",
 ];
 
 /// The route name of a matched path and method; `None` for control routes and unknown calls.
@@ -104,6 +111,9 @@ pub(crate) fn route_name(method: &Method, matched: &str) -> Option<&'static str>
         (FABRIC_JOB, "GET") => "fabric.job.get",
         (FABRIC_JOB_CANCEL, "POST") => "fabric.job.cancel",
         (FLOW | FLOW_DIRECT, "POST") => "flow.trigger",
+        (CAPACITIES, "GET") => "capacities",
+        (DATASOURCES, "GET") => "datasources",
+        (GATEWAY_DATASOURCE_STATUS, "GET") => "gateway.datasource.status",
         _ => return None,
     };
     Some(name)
@@ -150,6 +160,12 @@ pub(crate) fn build(state: AppState) -> Router {
         .route(FABRIC_JOB_CANCEL, post(fabric::jobs::cancel))
         .route(FLOW, post(flows::trigger))
         .route(FLOW_DIRECT, post(flows::trigger))
+        .route(CAPACITIES, get(powerbi::preflight::capacities))
+        .route(DATASOURCES, get(powerbi::preflight::datasources))
+        .route(
+            GATEWAY_DATASOURCE_STATUS,
+            get(powerbi::preflight::datasource_status),
+        )
         .route("/_emulator/health", get(control::health))
         .route("/_emulator/reset", post(control::reset))
         .route("/_emulator/requests", get(control::requests))

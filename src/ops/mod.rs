@@ -4,6 +4,7 @@
 //! not an error) or an [`Error`]. Either way the outputs gathered so far are printed, so a flow
 //! always learns the ids that were resolved and the request id that was started.
 
+mod after;
 mod credentials_check;
 mod dataset_cancel;
 mod dataset_status;
@@ -11,9 +12,11 @@ mod flow_trigger;
 mod history;
 mod inventory;
 pub mod outputs;
+mod preflight;
 pub mod record;
 mod refresh;
 mod report_refresh;
+mod timeline;
 mod tokens;
 
 use crate::auth::Auth;
@@ -66,8 +69,17 @@ impl Context<'_> {
     }
 }
 
-/// Runs `task`, filling `out`.
+/// Runs `task`, filling `out`; then what its `around` options ask for (timeline, alert).
 pub async fn run(ctx: &Context<'_>, task: &Task, out: &mut Outputs) -> Result<ExitCode, Error> {
+    let began = jiff::Timestamp::now();
+    let result = dispatch(ctx, task, out).await;
+    if let Some(around) = task.around() {
+        after::run(ctx, task, around, began, &result, out).await;
+    }
+    result
+}
+
+async fn dispatch(ctx: &Context<'_>, task: &Task, out: &mut Outputs) -> Result<ExitCode, Error> {
     let profile = || ctx.settings.profile(task.profile().unwrap_or("default"));
     match task {
         Task::DatasetRefresh(t) => refresh::model(ctx, &profile()?, t, out).await,
@@ -82,6 +94,8 @@ pub async fn run(ctx: &Context<'_>, task: &Task, out: &mut Outputs) -> Result<Ex
         Task::FlowTrigger(t) => flow_trigger::run(ctx, &profile()?, t, out).await,
         Task::ReportRefresh(t) => report_refresh::run(ctx, &profile()?, t, out).await,
         Task::Inventory(t) => inventory::run(ctx, &profile()?, t, out).await,
+        Task::Preflight(t) => preflight::run(ctx, &profile()?, t, out).await,
+        Task::Timeline(t) => timeline::run(ctx, t, out).await,
     }
 }
 

@@ -177,6 +177,25 @@ pub struct Outputs {
     /// refresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub makespan_seconds: Option<f64>,
+    /// Refresh operations and `preflight`: one row per check (capacity, data source, …) with its
+    /// verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Vec<crate::preflight::Row>>,
+    /// `preflight`: whether every item may be refreshed (no check failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// The alert payload written on a failure (`alertFile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_file: Option<String>,
+    /// The timeline picture written (`timeline`, or `timelineFile` on a fleet or cascade).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_file: Option<String>,
+    /// `timeline`: the longest operation drawn, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longest_seconds: Option<f64>,
+    /// `timeline`: how many operations ran past nine in ten of their item's recent runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overruns: Option<usize>,
     /// The operation's row in the store (`pbiops_operations.id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<i64>,

@@ -30,6 +30,7 @@ pub(super) async fn model(
     let item = catalog
         .model(&group, &task.target.dataset, task.body.clone())
         .await?;
+    crate::preflight::before(ctx, profile, item.as_ref(), task.around.preflight, out).await?;
     single(
         ctx,
         profile,
@@ -57,6 +58,7 @@ pub(super) async fn dataflow(
         .dataflow(&group, &refresh.target, &refresh.options)
         .await?;
     let opts = options(&ItemRefresh::Dataflow(refresh.clone()));
+    crate::preflight::before(ctx, profile, item.as_ref(), task.around.preflight, out).await?;
     let Some(max_parallel) = task.downstream else {
         return single(ctx, profile, item.as_ref(), &opts, out).await;
     };
@@ -183,6 +185,7 @@ pub(super) async fn fleet(
                 .collect(),
         });
     }
+    crate::preflight::fleet(ctx, profile, &mut nodes, task.around.preflight, out).await;
     let limits = Limits {
         max_parallel: task.max_parallel,
         max_per_capacity: task.max_per_capacity,

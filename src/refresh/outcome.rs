@@ -100,8 +100,9 @@ impl Outcome {
         out.end_time = self.end.map(|t| t.to_string());
         out.duration_seconds = self.duration_seconds();
         out.wait_seconds = self.wait_seconds;
-        out.error_code = self.error_code.clone();
-        out.error_message = self.error_message.clone();
+        // The service's own words may quote anything, a configured secret included.
+        out.error_code = self.error_code.as_deref().map(crate::redact::scrub);
+        out.error_message = self.error_message.as_deref().map(crate::redact::scrub);
         out.objects = self.objects.clone();
         out.cancel_requested = self.cancel_requested.then_some(true);
         out.expected_seconds = self.expected_seconds;

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::around::AroundFields;
 use super::dataset::required;
 use super::fields::{Dur, Generation, Multiple, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::operation::Operation;
 use super::wait::{RawPoll, WaitFields};
-use super::words::{ExecuteOption, NotifyOption, ProcessType, Then};
+use super::words::{AlertFormat, ExecuteOption, NotifyOption, ProcessType, Then};
 use super::{
     DataflowOptions, DataflowRefresh, DataflowRefreshTask, DataflowTarget, IfRunning, OnTimeout,
     Task,
@@ -66,9 +67,27 @@ pub struct RawDataflowRefresh {
     pub grace: Option<Dur>,
     /// End the wait early (as at the timeout, with onTimeout) once the refresh has run this many times as long as 9 in 10 of the item's recent successful ones.
     pub max_overrun: Option<Multiple>,
+    /// Check, before triggering, that the refresh can run (capacity, service principal support, …); false skips the checks.
+    #[schemars(extend("default" = true))]
+    pub preflight: Option<bool>,
+    /// When the operation fails, write a ready-to-post alert payload to this file.
+    pub alert_file: Option<Name>,
+    /// The alert payload's format: teams (an Adaptive Card) or slack (Block Kit); default teams.
+    pub alert_format: Option<AlertFormat>,
+    /// With targets or then: downstream: write the run's timeline picture (self-contained HTML) to this file.
+    pub timeline_file: Option<Name>,
 }
 
 impl RawDataflowRefresh {
+    fn around(&self) -> AroundFields {
+        AroundFields {
+            preflight: self.preflight,
+            alert_file: self.alert_file.clone(),
+            alert_format: self.alert_format,
+            timeline_file: self.timeline_file.clone(),
+        }
+    }
+
     /// Validates a single dataflow refresh (with its cascade) or a fleet.
     pub fn validate(mut self) -> Result<Task, Error> {
         let wait = WaitFields {
@@ -100,6 +119,7 @@ impl RawDataflowRefresh {
             ("processType", self.process_type.is_some()),
             ("executeOption", self.execute_option.is_some()),
         ];
+        let around = self.around();
         fleet::validate(FleetFields {
             operation: Operation::DataflowRefresh.as_str(),
             profile: self.profile,
@@ -109,6 +129,7 @@ impl RawDataflowRefresh {
             on_timeout: self.on_timeout,
             max_parallel: self.max_parallel,
             max_parallel_per_capacity: self.max_parallel_per_capacity,
+            around,
             output_file: self.output_file,
             single: &single,
         })
@@ -122,6 +143,7 @@ impl RawDataflowRefresh {
                 "give `targets: [...]` to refresh many items in one run",
             ));
         }
+        let around = self.around().validate(self.then.is_some())?;
         let generation = self.generation.map(|g| g.0);
         let options = options(
             generation,
@@ -164,6 +186,7 @@ impl RawDataflowRefresh {
                 self.output_file
                     .map_or_else(|| "cascade.json".into(), |n| n.0),
             ),
+            around,
         }))
     }
 }

@@ -10,12 +10,13 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::around::AroundFields;
 use super::fields::{Dur, Multiple, Name, Parallel, Profile};
 use super::fleet::{self, FleetFields, RawTarget};
 use super::json::invalid;
 use super::operation::Operation;
 use super::wait::{RawPoll, WaitFields};
-use super::words::{CommitMode, NotifyOption, RefreshType};
+use super::words::{AlertFormat, CommitMode, NotifyOption, RefreshType};
 use super::{
     CancelTask, DatasetTarget, EnhancedRefresh, IfRunning, OnTimeout, RefreshBody, RefreshObject,
     RefreshTask, StatusTask, Task, WaitOptions, duration,
@@ -61,6 +62,15 @@ pub struct RawDatasetRefresh {
     pub max_parallel_per_capacity: Option<Parallel>,
     /// With targets: where the per-target JSON file goes (default targets.json).
     pub output_file: Option<Name>,
+    /// Check, before triggering, that the refresh can run (capacity, data sources, daily budget, …); false skips the checks.
+    #[schemars(extend("default" = true))]
+    pub preflight: Option<bool>,
+    /// When the operation fails, write a ready-to-post alert payload to this file.
+    pub alert_file: Option<Name>,
+    /// The alert payload's format: teams (an Adaptive Card) or slack (Block Kit); default teams.
+    pub alert_format: Option<AlertFormat>,
+    /// With targets: write the run's timeline picture (self-contained HTML) to this file.
+    pub timeline_file: Option<Name>,
 }
 
 /// The enhanced refresh body as written.
@@ -159,6 +169,12 @@ impl RawDatasetRefresh {
             max_parallel_per_capacity: self.max_parallel_per_capacity,
             output_file: self.output_file,
             single: &single,
+            around: AroundFields {
+                preflight: self.preflight,
+                alert_file: self.alert_file,
+                alert_format: self.alert_format,
+                timeline_file: self.timeline_file,
+            },
         })
     }
 
@@ -184,14 +200,24 @@ impl RawDatasetRefresh {
             workspace: required("workspace", self.workspace)?,
             dataset: required("dataset", self.dataset)?,
         };
-        Ok(Task::DatasetRefresh(refresh_task(
-            target,
-            self.notify_option,
-            self.refresh,
-            wait.options()?,
-            self.if_running.unwrap_or(IfRunning::Attach),
-            self.on_timeout.unwrap_or(OnTimeout::Leave),
-        )?))
+        let around = AroundFields {
+            preflight: self.preflight,
+            alert_file: self.alert_file,
+            alert_format: self.alert_format,
+            timeline_file: self.timeline_file,
+        }
+        .validate(false)?;
+        Ok(Task::DatasetRefresh(RefreshTask {
+            around,
+            ..refresh_task(
+                target,
+                self.notify_option,
+                self.refresh,
+                wait.options()?,
+                self.if_running.unwrap_or(IfRunning::Attach),
+                self.on_timeout.unwrap_or(OnTimeout::Leave),
+            )?
+        }))
     }
 }
 
@@ -265,6 +291,7 @@ pub(super) fn refresh_task(
         if_running,
         on_timeout,
         wait,
+        around: super::Around::default(),
     })
 }
 

@@ -73,6 +73,8 @@ pub(super) struct FleetFields<'a> {
     pub output_file: Option<Name>,
     /// The single-item fields of the operation, which a fleet gives per target instead.
     pub single: &'a [(&'static str, bool)],
+    /// Preflight, alert and timeline fields.
+    pub around: super::around::AroundFields,
 }
 
 /// Validates a fleet: every target, then the dependency graph.
@@ -92,6 +94,7 @@ pub(super) fn validate(f: FleetFields) -> Result<Task, Error> {
         ));
     }
     let profile = Profile::name(f.profile);
+    let around = f.around.validate(true)?;
     let wait = f.wait.options()?;
     let inherited = Inherited {
         profile: &profile,
@@ -120,6 +123,7 @@ pub(super) fn validate(f: FleetFields) -> Result<Task, Error> {
         max_parallel: f.max_parallel.map_or(DEFAULT_MAX_PARALLEL, |p| p.0),
         max_per_capacity: f.max_parallel_per_capacity.map(|p| p.0),
         output_file: PathBuf::from(f.output_file.map_or_else(|| "targets.json".into(), |n| n.0)),
+        around,
     }))
 }
 

@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::around::AroundFields;
 use super::dataset::{RawRefresh, refresh_task};
 use super::fields::{Dur, Multiple, Name, Profile};
 use super::json::invalid;
 use super::wait::{RawPoll, WaitFields};
-use super::words::NotifyOption;
+use super::words::{AlertFormat, NotifyOption};
 use super::{
-    DatasetTarget, FlowTriggerTask, IfRunning, InventoryTask, OnTimeout, ReportRefreshTask, Task,
+    DatasetTarget, FlowTriggerTask, IfRunning, InventoryTask, OnTimeout, RefreshTask,
+    ReportRefreshTask, Task,
 };
 use crate::error::Error;
 
@@ -46,6 +48,13 @@ pub struct RawReportRefresh {
     pub grace: Option<Dur>,
     /// End the wait early (as at the timeout, with onTimeout) once the refresh has run this many times as long as 9 in 10 of the item's recent successful ones.
     pub max_overrun: Option<Multiple>,
+    /// Check, before triggering, that the refresh can run (capacity, data sources, daily budget, …); false skips the checks.
+    #[schemars(extend("default" = true))]
+    pub preflight: Option<bool>,
+    /// When the operation fails, write a ready-to-post alert payload to this file.
+    pub alert_file: Option<Name>,
+    /// The alert payload's format: teams (an Adaptive Card) or slack (Block Kit); default teams.
+    pub alert_format: Option<AlertFormat>,
 }
 
 impl RawReportRefresh {
@@ -65,16 +74,26 @@ impl RawReportRefresh {
             grace: self.grace,
             max_overrun: self.max_overrun,
         };
+        let around = AroundFields {
+            preflight: self.preflight,
+            alert_file: self.alert_file,
+            alert_format: self.alert_format,
+            timeline_file: None,
+        }
+        .validate(false)?;
         Ok(Task::ReportRefresh(ReportRefreshTask {
             report,
-            refresh: refresh_task(
-                target,
-                self.notify_option,
-                self.refresh,
-                wait.options()?,
-                self.if_running.unwrap_or(IfRunning::Attach),
-                self.on_timeout.unwrap_or(OnTimeout::Leave),
-            )?,
+            refresh: RefreshTask {
+                around,
+                ..refresh_task(
+                    target,
+                    self.notify_option,
+                    self.refresh,
+                    wait.options()?,
+                    self.if_running.unwrap_or(IfRunning::Attach),
+                    self.on_timeout.unwrap_or(OnTimeout::Leave),
+                )?
+            },
         }))
     }
 }

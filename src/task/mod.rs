@@ -15,6 +15,7 @@
 //! - [`cli`] and [`source`]: the command line and the task's sources.
 
 pub mod admin;
+pub mod around;
 pub mod cli;
 pub mod dataflow;
 pub mod dataset;
@@ -23,6 +24,7 @@ pub mod fields;
 pub mod fleet;
 pub mod items;
 pub mod json;
+pub mod night;
 pub mod operation;
 pub mod source;
 pub mod wait;
@@ -33,6 +35,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use around::Around;
 pub use operation::{Operation, RawTask};
 pub use source::{check_output_file, load_with_json};
 
@@ -63,6 +66,10 @@ pub enum Task {
     ReportRefresh(ReportRefreshTask),
     /// List workspaces, models, dataflows, reports and their lineage.
     Inventory(InventoryTask),
+    /// Check, without triggering, whether refreshes can run.
+    Preflight(PreflightTask),
+    /// Draw a window of the operation log as one HTML file.
+    Timeline(TimelineTask),
 }
 
 impl Task {
@@ -73,6 +80,8 @@ impl Task {
             Task::DataflowRefresh(t) => t.downstream.map(|_| t.output_file.as_path()),
             Task::History(t) => Some(&t.output_file),
             Task::Inventory(t) => Some(&t.output_file),
+            Task::Preflight(t) => Some(&t.output_file),
+            Task::Timeline(t) => Some(&t.output_file),
             _ => None,
         }
     }
@@ -92,8 +101,21 @@ impl Task {
             Task::FlowTrigger(_) => Operation::FlowTrigger,
             Task::ReportRefresh(_) => Operation::ReportRefresh,
             Task::Inventory(_) => Operation::Inventory,
+            Task::Preflight(_) => Operation::Preflight,
+            Task::Timeline(_) => Operation::Timeline,
         };
         operation.as_str()
+    }
+
+    /// The preflight, alert and timeline options of a refresh operation.
+    pub fn around(&self) -> Option<&Around> {
+        match self {
+            Task::DatasetRefresh(t) => Some(&t.around),
+            Task::Fleet(t) => Some(&t.around),
+            Task::DataflowRefresh(t) => Some(&t.around),
+            Task::ReportRefresh(t) => Some(&t.refresh.around),
+            _ => None,
+        }
     }
 
     /// The one profile whose credentials the task uses; `None` for tasks over many profiles.
@@ -108,7 +130,11 @@ impl Task {
             Task::FlowTrigger(t) => Some(&t.profile),
             Task::ReportRefresh(t) => Some(&t.refresh.target.profile),
             Task::Inventory(t) => Some(&t.profile),
-            Task::TokenRefresh(_) | Task::CredentialsCheck(_) | Task::History(_) => None,
+            Task::Preflight(t) => Some(&t.profile),
+            Task::TokenRefresh(_)
+            | Task::CredentialsCheck(_)
+            | Task::History(_)
+            | Task::Timeline(_) => None,
         }
     }
 }
@@ -174,6 +200,8 @@ pub struct RefreshTask {
     pub on_timeout: OnTimeout,
     /// Wait bounds.
     pub wait: WaitOptions,
+    /// Preflight, alert and timeline options.
+    pub around: Around,
 }
 
 /// The refresh request body.
@@ -341,6 +369,8 @@ pub struct DataflowRefreshTask {
     pub downstream: Option<usize>,
     /// Where the cascade's per-target file goes.
     pub output_file: std::path::PathBuf,
+    /// Preflight, alert and timeline options.
+    pub around: Around,
 }
 
 /// A `flow.trigger` task.
@@ -380,6 +410,42 @@ pub struct InventoryTask {
     pub output_file: std::path::PathBuf,
 }
 
+/// A `preflight` task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreflightTask {
+    /// Profile name.
+    pub profile: String,
+    /// The items to check (their refresh options are the defaults).
+    pub targets: Vec<FleetTarget>,
+    /// Where the JSON file of the checks goes.
+    pub output_file: std::path::PathBuf,
+}
+
+/// A `timeline` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineTask {
+    /// Only this operation.
+    pub operation: Option<String>,
+    /// Only this normalized status.
+    pub status: Option<String>,
+    /// Only this profile.
+    pub profile: Option<String>,
+    /// Only rows whose workspace or item id or name matches (case-insensitive).
+    pub target: Option<String>,
+    /// The window's start, back from now.
+    pub since: Duration,
+    /// The window's end, back from now (now when absent).
+    pub until: Option<Duration>,
+    /// At most this many operations.
+    pub limit: u32,
+    /// The page's title.
+    pub title: String,
+    /// Group the lanes by capacity (reads the workspaces as `profile`, or `default`).
+    pub by_capacity: bool,
+    /// Where the HTML file goes.
+    pub output_file: std::path::PathBuf,
+}
+
 /// A refresh of many items in one run (`targets`), in dependency order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetTask {
@@ -395,6 +461,8 @@ pub struct FleetTask {
     pub max_per_capacity: Option<usize>,
     /// Where the per-target JSON file goes.
     pub output_file: std::path::PathBuf,
+    /// Preflight, alert and timeline options.
+    pub around: Around,
 }
 
 /// One item of a fleet.

@@ -12,6 +12,7 @@ use super::admin::{RawCredentialsCheck, RawHistory, RawTokenGet, RawTokenRefresh
 use super::dataflow::RawDataflowRefresh;
 use super::dataset::{RawDatasetCancel, RawDatasetRefresh, RawDatasetStatus};
 use super::items::{RawFlowTrigger, RawInventory, RawReportRefresh};
+use super::night::{RawPreflight, RawTimeline};
 use super::words::words;
 use super::{Task, json};
 use crate::error::Error;
@@ -63,6 +64,8 @@ operations! {
     TokenRefresh = "token.refresh" => RawTokenRefresh,
     CredentialsCheck = "credentials.check" => RawCredentialsCheck,
     History = "history" => RawHistory,
+    Preflight = "preflight" => RawPreflight,
+    Timeline = "timeline" => RawTimeline,
 }
 
 impl RawTask {

@@ -224,3 +224,16 @@ words!(StatusName {
     Disabled = "Disabled",
     Error = "Error",
 });
+
+/// The format of an alert payload file (`alertFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertFormat {
+    /// A Teams message with one Adaptive Card, as a Teams workflow webhook accepts it.
+    Teams,
+    /// A Slack message with Block Kit blocks, as an incoming webhook accepts it.
+    Slack,
+}
+words!(AlertFormat {
+    Teams = "teams",
+    Slack = "slack",
+});

@@ -529,3 +529,16 @@ async fn max_overrun_ends_the_wait_early_and_applies_on_timeout() {
     );
     assert_eq!(requests_to(&emu, "refresh.delete").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_error_quoting_a_configured_secret_is_scrubbed_from_the_outputs() {
+    let mut s = scenario();
+    s["workspaces"][0]["datasets"][1]["refresh"]["error"]["errorDescription"] =
+        json!(format!("login failed with password {SECRET}"));
+    let emu = emulator(s).await;
+    // The harness fails any run whose output holds the secret.
+    let run = run_task(&emu, refresh_task("Sales", "Broken Model")).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let message = run.outputs().error_message.expect("message");
+    assert!(message.contains("REDACTED"), "{message}");
+}

@@ -4,6 +4,7 @@
 //! parallel). Time is driven by the emulator's state and tiny poll bounds, never by racing
 //! the wall clock.
 
+mod alerts;
 mod auth;
 mod auth_methods;
 mod claims;
@@ -14,9 +15,11 @@ mod faults;
 mod fleet;
 mod interrupt;
 mod networks;
+mod preflight;
 mod refresh;
 mod single_flight;
 mod status;
 mod store;
 mod support;
+mod timeline;
 mod waiting;

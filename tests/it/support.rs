@@ -253,6 +253,12 @@ pub struct Outputs {
     pub counts: Option<BTreeMap<String, usize>>,
     pub operation_id: Option<i64>,
     pub makespan_seconds: Option<f64>,
+    pub preflight: Option<Vec<Value>>,
+    pub ready: Option<bool>,
+    pub alert_file: Option<String>,
+    pub timeline_file: Option<String>,
+    pub longest_seconds: Option<f64>,
+    pub overruns: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@ pub(crate) mod dataflows;
 pub(crate) mod discovery;
 pub(crate) mod enhanced;
 pub(crate) mod filter;
+pub(crate) mod preflight;
 pub(crate) mod refreshes;
 pub(crate) mod reports;
 

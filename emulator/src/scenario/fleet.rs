@@ -17,6 +17,12 @@ pub struct Capacity {
     /// Gen1 dataflow transactions running at once (a separate pool); absent: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataflow_concurrency: Option<u32>,
+    /// `state` in `GET /capacities` (`Active`, `Suspended`, …); default `Active`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Listed by `GET /capacities` (false: the caller has no access to it, so it is not listed).
+    #[serde(default = "super::default_true")]
+    pub listed: bool,
 }
 
 /// At most `requests` accepted calls per client id in any `perSeconds` of the emulator's clock.
@@ -158,6 +164,7 @@ impl Fleet {
                     history: Vec::new(),
                     upstream_dataflows: Vec::new(),
                     history_count: self.history_count,
+                    datasources: Vec::new(),
                 });
         }
         let scenario = Scenario {
@@ -188,6 +195,8 @@ impl Fleet {
                     id: guid("ca9ac170", c),
                     concurrency: self.concurrency,
                     dataflow_concurrency: None,
+                    state: None,
+                    listed: true,
                 })
                 .collect(),
             rate_limit: self.rate_limit,

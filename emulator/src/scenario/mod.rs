@@ -197,6 +197,37 @@ pub struct Dataset {
     /// from `refresh.durationSeconds` (which it then requires).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub history_count: u32,
+    /// Its data sources (`GET …/datasets/{id}/datasources`) and their gateway status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasources: Vec<DataSource>,
+}
+
+/// A data source of a model, bound to a gateway data source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataSource {
+    /// `datasourceType`, e.g. `Sql`.
+    #[serde(default = "default_datasource_type")]
+    pub datasource_type: String,
+    /// `connectionDetails` (an object, as the Get Datasources examples show it).
+    #[serde(default)]
+    pub connection_details: serde_json::Value,
+    /// `datasourceId` of the gateway data source.
+    pub datasource_id: String,
+    /// `gatewayId`.
+    pub gateway_id: String,
+    /// What `GET /gateways/{g}/datasources/{d}/status` answers: absent = 200 (reachable);
+    /// otherwise the error code it answers with (HTTP 400), e.g.
+    /// `DM_GWPipeline_Client_GatewayUnreachable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_error: Option<String>,
+    /// The status route answers 403 (the caller is not a gateway admin).
+    #[serde(default)]
+    pub status_forbidden: bool,
+}
+
+fn default_datasource_type() -> String {
+    "Sql".to_owned()
 }
 
 pub(crate) fn is_zero(n: &u32) -> bool {
