@@ -85,6 +85,7 @@ async fn sigterm_leaves_the_refresh_running_records_it_and_the_retry_follows_it(
     })
     .await;
     assert_eq!(code, 8, "{stdout}");
+    eprintln!("SIGTERM to exit: {took:?}");
     assert!(
         took < std::time::Duration::from_secs(10),
         "stopped in {took:?}"
