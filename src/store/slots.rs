@@ -5,14 +5,16 @@
 //! never hold the same one. A run that wants a slot first queues (its arrival is recorded), and
 //! takes a free slot only when no live run queued before it, so slots go out in order of
 //! arrival. Holders renew their slot while their refresh runs; a slot or a place in the queue
-//! whose holder stopped renewing (a dead worker) expires, and the next run takes it.
+//! whose holder stopped renewing (a dead worker) expires, and a slot whose holder's operation is
+//! no longer running (closed by a signal or by a retry) is free at once.
 
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::dialect::Cond;
-use super::schema::{SLOT_QUEUE, SLOTS};
+use super::operations::RUNNING;
+use super::schema::{OPERATIONS, SLOT_QUEUE, SLOTS};
 use super::values::Value;
 use super::{Store, now};
 use crate::error::Error;
@@ -66,6 +68,7 @@ impl Store {
             SLOTS.name,
             &["capacity", "slot", "holder", "acquired_at", "expires_at"],
         );
+        let status = d.select(OPERATIONS.name, &["status"], &[Cond::Eq("id")], &[], false);
         let (capacity, me) = (capacity.to_string(), holder.to_string());
         let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_mins(2));
         let action = format!("take a slot of capacity {capacity}");
@@ -114,7 +117,12 @@ impl Store {
                     s.execute(&queue_drop, &key(&me))?;
                     return Ok(Slot::Taken(slot));
                 }
-                if until < now {
+                // A slot lapses when its holder stops renewing it, or as soon as the holder's
+                // operation is no longer running (a signal or a retry closed its row).
+                let id: i64 = holder.parse().unwrap_or_default();
+                let statuses = s.query(&status, &[Value::Int(Some(id))], |c| c.required_text())?;
+                let running = statuses.first().is_some_and(|st| st == RUNNING);
+                if until < now || !running {
                     s.execute(
                         &slot_drop,
                         &[
