@@ -14,10 +14,10 @@
 //!   default timeouts are read from the schema), interpolates only through `toJson`, and,
 //!   rendered with sample values, validates against the schema (a JSON Schema validator) and is
 //!   accepted by the real binary's task validation;
-//! - the task goes in as an `inputFiles` entry and is redirected (`pbiops < task.json`), the
-//!   Kestra ids and the store come through `env`, secrets only through `secret()`, each documented
-//!   in `kestra/README.md`'s secrets table for the flows that use it, and the Kestra `timeout`
-//!   outlasts pbiops's own wait.
+//! - the task goes in as an `inputFiles` entry and is redirected (`exec pbiops < task.json`:
+//!   `exec`, so that a kill reaches pbiops rather than the shell), the Kestra ids and the store
+//!   come through `env`, secrets only through `secret()`, each documented in `kestra/README.md`'s
+//!   secrets table for the flows that use it, and the Kestra `timeout` outlasts pbiops's own wait.
 //!
 //! Failures name the file, the task and the problem. The `lint_*` unit tests at the end feed the
 //! linter broken flows, so it cannot pass vacuously.
@@ -1468,11 +1468,11 @@ impl Lint<'_> {
             .collect();
         if !normalized
             .iter()
-            .any(|c| c == "/usr/local/bin/pbiops < task.json")
+            .any(|c| c == "exec /usr/local/bin/pbiops < task.json")
         {
             self.problem(
                 t,
-                "runs pbiops but no command is exactly `/usr/local/bin/pbiops < task.json`",
+                "runs pbiops but no command is exactly `exec /usr/local/bin/pbiops < task.json` (exec: Kestra's kill must reach pbiops, not the shell)",
             );
         }
         let env = get(h, "env").and_then(Yaml::as_hash);
@@ -2301,7 +2301,7 @@ tasks:
       KESTRA_FLOW_ID: "{{ flow.id }}"
       KESTRA_NAMESPACE: "{{ flow.namespace }}"
     commands:
-      - /usr/local/bin/pbiops < task.json
+      - exec /usr/local/bin/pbiops < task.json
     timeout: PT2H
     retry:
       type: constant
@@ -2598,9 +2598,14 @@ fn lint_checks_how_pbiops_is_run() {
         &["task `refresh`: inputFiles has no `task.json`"],
     );
     broken(
-        "/usr/local/bin/pbiops < task.json",
+        "exec /usr/local/bin/pbiops < task.json",
         "cat task.json | /usr/local/bin/pbiops",
-        &["no command is exactly `/usr/local/bin/pbiops < task.json`"],
+        &["no command is exactly `exec /usr/local/bin/pbiops < task.json`"],
+    );
+    broken(
+        "exec /usr/local/bin/pbiops < task.json",
+        "/usr/local/bin/pbiops < task.json",
+        &["no command is exactly `exec /usr/local/bin/pbiops < task.json`"],
     );
     broken(
         "KESTRA_TASKRUN_ID: \"{{ taskrun.id }}\"",
