@@ -174,7 +174,7 @@ async fn execute(
 
     let result = tokio::select! {
         result = ops::run(&ctx, &task, out) => result,
-        signal = signals::stopped() => Ok(signals::interrupted(signal, store.as_ref(), out).await),
+        signal = signals::stopped() => Ok(signals::interrupted(signal, store.as_ref(), &settings.kestra, out).await),
     };
     let (mut code, error) = match result {
         Ok(code) => (code, None),

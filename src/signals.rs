@@ -30,6 +30,7 @@ pub(crate) async fn stopped() -> &'static str {
 pub(crate) async fn interrupted(
     signal: &'static str,
     store: Option<&Store>,
+    kestra: &crate::settings::KestraIds,
     out: &mut Outputs,
 ) -> ExitCode {
     let running = out
@@ -47,7 +48,11 @@ pub(crate) async fn interrupted(
     out.error_code = Some("Interrupted".into());
     out.error_message = Some(message.clone());
     if let Some(store) = store {
-        match store.interrupt_open_operations(&message).await {
+        let task_run = kestra
+            .execution_id
+            .as_deref()
+            .zip(kestra.taskrun_id.as_deref());
+        match store.interrupt_open_operations(&message, task_run).await {
             Ok(n) if n > 1 => tracing::info!("{n} operation rows closed as Interrupted"),
             Ok(_) => {}
             Err(e) => tracing::error!("could not record the interruption: {e}"),

@@ -369,7 +369,7 @@ fn is_new(run: &Run, before: &[Run], since: Timestamp) -> bool {
 }
 
 /// The oldest run that is new since the trigger (a run ending just before is not ours).
-fn oldest_new<'r>(runs: &'r [Run], before: &[Run], since: Timestamp) -> Option<&'r Run> {
+pub(super) fn oldest_new<'r>(runs: &'r [Run], before: &[Run], since: Timestamp) -> Option<&'r Run> {
     runs.iter()
         .filter(|r| is_new(r, before, since))
         .min_by_key(|r| r.start)

@@ -294,6 +294,11 @@ pub(crate) async fn earlier_attempt(
     else {
         return Ok(None);
     };
+    // Only an attempt within the task's own time frame: a restart days later refreshes anew.
+    let window = jiff::SignedDuration::try_from(opts.wait.timeout).unwrap_or_default();
+    if row.started_at < jiff::Timestamp::now() - window {
+        return Ok(None);
+    }
     // A row a signal closed is an attempt that stopped without ending, like a dead worker's.
     if row.ended_at.is_some() && row.status != crate::store::INTERRUPTED {
         if row.status != "Completed" {
@@ -319,10 +324,6 @@ pub(crate) async fn earlier_attempt(
             started_at: row.started_at,
         }));
     };
-    let window = jiff::SignedDuration::try_from(opts.wait.timeout).unwrap_or_default();
-    if row.started_at < jiff::Timestamp::now() - window {
-        return Ok(None);
-    }
     let seen = item.status(&Run::seed(request_id.as_str())).await?;
     store.abandon_operation(row.id, ctx.recorder.id()).await?;
     Ok(match seen {
@@ -337,6 +338,10 @@ pub(crate) async fn earlier_attempt(
             outcome.refresh_type = item.refresh_type(&run);
             Some(Earlier::Adopt(outcome))
         }
-        None => None,
+        // Not listed (yet: a history lags): follow it by id; the wait's grace decides.
+        None => {
+            tracing::info!(request_id = %request_id, "operation {} was following this refresh when it stopped; the service does not list it yet: following it", row.id);
+            Some(Earlier::Follow(Run::seed(request_id.as_str())))
+        }
     })
 }

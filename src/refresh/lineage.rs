@@ -53,6 +53,15 @@ pub(crate) async fn downstream(catalog: &Catalog<'_>, root: &str) -> Result<Vec<
     let mut seen: HashSet<String> = HashSet::from([key(root)]);
     while let Some(upstream) = queue.pop() {
         for (group, reader) in readers.get(&key(&upstream)).cloned().unwrap_or_default() {
+            if key(&reader) == key(root) {
+                return Err(Error::task(
+                    "then",
+                    format!(
+                        "the lineage downstream of dataflow {root} leads back to it: {upstream} → {root}"
+                    ),
+                    "a dataflow cannot (even indirectly) read itself: fix the links in the service, or refresh the items as `targets` with explicit `dependsOn`",
+                ));
+            }
             let i = *index.entry(key(&reader)).or_insert_with(|| {
                 steps.push(Step {
                     kind: Kind::Gen1,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::admission;
-use super::follow::{expectation, newest_new};
+use super::follow::{expectation, newest_new, oldest_new};
 use super::{Outcome, Refreshable, Run, Triggered};
 use crate::error::{Error, ExitCode, ServiceError};
 use crate::ops::Context;
@@ -74,8 +74,22 @@ pub(crate) async fn refresh_with(
         Some(Earlier::Follow(run)) => {
             return follower.follow(Target::Run(run), true, out).await;
         }
-        // Single flight sees that run if it is still going.
-        Some(Earlier::Unnamed { .. }) | None => {}
+        // It stopped before the service named its run: a run that began after it did, through
+        // the API, is the one it started.
+        Some(Earlier::Unnamed { started_at }) => {
+            if let Some(run) = oldest_new(&follower.history, &[], started_at - SKEW).cloned() {
+                if run.status.is_some() {
+                    tracing::info!(request_id = %run.id, "an earlier attempt of this task run started this refresh, which has ended: reporting it");
+                    let mut outcome = Outcome::of_run(&run);
+                    outcome.attached = true;
+                    outcome.refresh_type = item.refresh_type(&run);
+                    return Ok(outcome);
+                }
+                tracing::info!(request_id = %run.id, "an earlier attempt of this task run started this refresh: following it");
+                return follower.follow(Target::Run(run), true, out).await;
+            }
+        }
+        None => {}
     }
     if let Some(running) = follower.history.iter().find(|r| r.running()).cloned() {
         return follower.on_running(running, out).await;
@@ -276,10 +290,7 @@ impl<'a, 'c> Follower<'a, 'c> {
                 tracing::info!(
                     "operation {holder} (started {since}) is refreshing {what}; attaching to the refresh it starts"
                 );
-                let target = Target::Pending {
-                    since: since - SKEW,
-                };
-                self.follow(target, true, out).await
+                self.follow_holder(holder, out).await
             }
         }
     }
@@ -297,6 +308,42 @@ impl<'a, 'c> Follower<'a, 'c> {
             self.what()
         ));
         outcome
+    }
+
+    /// Follows the refresh the operation `holder` (another process) starts: its row names the
+    /// run once the service has; if it ends without one (refused before triggering), this run
+    /// triggers itself.
+    async fn follow_holder(&mut self, holder: i64, out: &mut Outputs) -> Result<Outcome, Error> {
+        let Some(store) = self.ctx.store else {
+            return self.trigger(out).await;
+        };
+        let step = self
+            .opts
+            .wait
+            .poll_min
+            .clamp(Duration::from_millis(50), Duration::from_secs(5));
+        loop {
+            let row = store.operation(holder).await?;
+            match row {
+                Some(row) if row.request_id.is_some() => {
+                    let id = row.request_id.unwrap_or_default();
+                    return self.follow(Target::Run(Run::seed(id)), true, out).await;
+                }
+                Some(row) if row.ended_at.is_none() && row.status == crate::store::RUNNING => {}
+                _ => {
+                    tracing::info!(
+                        "operation {holder} ended without starting a refresh of {}; triggering it here",
+                        self.what()
+                    );
+                    return self.trigger(out).await;
+                }
+            }
+            if tokio::time::Instant::now() + step > self.deadline {
+                let outcome = Outcome::new(Status::Running, ExitCode::Timeout);
+                return Ok(self.timed_out(None, outcome).await);
+            }
+            tokio::time::sleep(step).await;
+        }
     }
 
     /// Triggers, checking the runs after every ambiguous answer before trying again.
@@ -319,11 +366,14 @@ impl<'a, 'c> Follower<'a, 'c> {
                     return self.follow(target, false, out).await;
                 }
                 Triggered::Busy(service) => {
-                    let runs = self.item.runs().await?;
-                    if let Some(running) = runs.into_iter().find(Run::running) {
+                    // The service says a run is going; its list may lag: watch for it.
+                    let running = self
+                        .watch(|runs| runs.iter().find(|r| r.running()).cloned(), false)
+                        .await?;
+                    if let Some(running) = running {
                         return self.on_running(running, out).await;
                     }
-                    // It ended between the POST and the read: try again.
+                    // None showed within the grace period (it ended meanwhile): try again.
                     last = service;
                     busy = true;
                 }
@@ -333,7 +383,11 @@ impl<'a, 'c> Follower<'a, 'c> {
                         "the refresh request's outcome is unknown ({why}); watching the runs of {} before trying again",
                         self.what()
                     );
-                    if let Some(run) = self.appeared(since).await? {
+                    let history = &self.history;
+                    let appeared = self
+                        .watch(|runs| newest_new(runs, history, since).cloned(), true)
+                        .await?;
+                    if let Some(run) = appeared {
                         tracing::info!(request_id = %run.id, "the refresh did start; following it");
                         return self.follow(Target::Run(run), false, out).await;
                     }
@@ -370,22 +424,29 @@ impl<'a, 'c> Follower<'a, 'c> {
         })
     }
 
-    /// After an ambiguous trigger: a run that was not there before and could be ours, looked
-    /// for until the grace period (the history's lag) has passed.
-    async fn appeared(&self, since: Timestamp) -> Result<Option<Run>, Error> {
+    /// Reads the item's runs until `pick` finds one or the grace period (the history's lag)
+    /// has passed; `pause_first` waits one step before the first read.
+    async fn watch(
+        &self,
+        pick: impl Fn(&[Run]) -> Option<Run>,
+        pause_first: bool,
+    ) -> Result<Option<Run>, Error> {
         let began = tokio::time::Instant::now();
         let step = self.opts.wait.poll_min.min(Duration::from_secs(10));
-        loop {
+        if pause_first {
             tokio::time::sleep(step).await;
+        }
+        loop {
             let runs = self.item.runs().await?;
-            if let Some(run) = newest_new(&runs, &self.history, since) {
-                return Ok(Some(run.clone()));
+            if let Some(run) = pick(&runs) {
+                return Ok(Some(run));
             }
             let now = tokio::time::Instant::now();
             if now.duration_since(began) + step > self.opts.wait.grace || now + step > self.deadline
             {
                 return Ok(None);
             }
+            tokio::time::sleep(step).await;
         }
     }
 }

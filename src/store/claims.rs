@@ -51,7 +51,13 @@ impl Store {
             &[],
             false,
         );
-        let status = d.select(OPERATIONS.name, &["status"], &[Cond::Eq("id")], &[], false);
+        let status = d.select(
+            OPERATIONS.name,
+            &["status", "ended_at"],
+            &[Cond::Eq("id")],
+            &[],
+            false,
+        );
         let delete = d.delete(CLAIMS.name, &[Cond::Eq("item_key"), Cond::Eq("holder")]);
         let key = item_key.to_string();
         let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_hours(24));
@@ -78,8 +84,12 @@ impl Store {
                     continue;
                 };
                 let id: i64 = held_by.parse().unwrap_or_default();
-                let statuses = s.query(&status, &[Value::Int(Some(id))], |c| c.required_text())?;
-                let running = statuses.first().is_some_and(|st| st == RUNNING);
+                let statuses = s.query(&status, &[Value::Int(Some(id))], |c| {
+                    Ok((c.required_text()?, c.time()?))
+                })?;
+                let running = statuses
+                    .first()
+                    .is_some_and(|(st, ended)| st == RUNNING && ended.is_none());
                 if id == holder {
                     return Ok(Claim::Ours);
                 }

@@ -34,6 +34,8 @@ pub(crate) enum Cond<'a> {
     AnyEqNoCase(&'a [&'a str]),
     /// `col >= ?`
     AtLeast(&'a str),
+    /// `col IS NULL` (no parameter).
+    IsNull(&'a str),
 }
 
 impl Dialect {
@@ -265,6 +267,7 @@ impl Dialect {
                 format!("({})", any.join(" OR "))
             }
             Cond::AtLeast(c) => format!("{} >= ?", self.quote(c)),
+            Cond::IsNull(c) => format!("{} IS NULL", self.quote(c)),
         }
     }
 

@@ -148,8 +148,9 @@ fn read_row(c: &mut Cols<'_, '_>) -> Result<OperationRow, DbError> {
 }
 
 impl Store {
-    /// The newest earlier attempt of one Kestra task run on `item_id` (any status, other than
-    /// the row `current`): what a retried run reattaches to or adopts instead of triggering again.
+    /// The newest earlier attempt of one Kestra task run on `item_id` (any status, started by an
+    /// earlier process, not this one: a fleet may list one item twice): what a retried run
+    /// reattaches to or adopts instead of triggering again.
     pub async fn attempt_of_task_run(
         &self,
         task_run: &TaskRun<'_>,
@@ -175,8 +176,8 @@ impl Store {
             Value::text(task_run.profile),
             Value::text(task_run.execution_id),
             Value::text(task_run.taskrun_id),
-            // The row limit: the current row may be one of the two newest.
-            Value::Int(Some(2)),
+            // The row limit: this process's own rows may be among the newest.
+            Value::Int(Some(50)),
         ];
         let action = format!(
             "look up an earlier attempt of {} on {item_id}",
@@ -185,7 +186,25 @@ impl Store {
         let rows = self
             .call(&action, move |s| s.query(&sql, &params, read_row))
             .await?;
-        Ok(rows.into_iter().find(|r| Some(r.id) != current))
+        let first = self.inner.first.get().copied();
+        Ok(rows
+            .into_iter()
+            .filter(|r| first.is_none_or(|f| r.id < f))
+            .find(|r| Some(r.id) != current))
+    }
+
+    /// One row of the operation log, by id.
+    pub async fn operation(&self, id: i64) -> Result<Option<OperationRow>, Error> {
+        let sql = self
+            .dialect()
+            .select(OPERATIONS.name, &columns(), &[Cond::Eq("id")], &[], false);
+        let params = vec![Value::Int(Some(id))];
+        let rows = self
+            .call(&format!("read operation {id}"), move |s| {
+                s.query(&sql, &params, read_row)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     /// The operation log, newest first, filtered.

@@ -56,6 +56,9 @@ struct Inner {
     connection_string: SecretString,
     /// Rows this process started and has not closed: what a signal marks `Interrupted`.
     open: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    /// The first row this process started: rows from before it are earlier attempts, rows from
+    /// it on are this run's own (a fleet's other targets).
+    first: std::sync::OnceLock<i64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -98,6 +101,7 @@ impl Store {
                 key: token_key,
                 connection_string: connection_string.clone(),
                 open: std::sync::Mutex::default(),
+                first: std::sync::OnceLock::new(),
             }),
         };
         store

@@ -144,6 +144,7 @@ impl Store {
         })
         .await
         .inspect(|id| {
+            self.inner.first.get_or_init(|| *id);
             self.open_rows(|open| open.insert(*id));
         })
     }
@@ -159,7 +160,11 @@ impl Store {
     /// Closes every row this process opened and has not closed as `Interrupted` (a signal
     /// stopped the run; the refreshes go on, and a retry of the same task run follows them).
     /// Returns how many rows it closed.
-    pub async fn interrupt_open_operations(&self, message: &str) -> Result<usize, Error> {
+    pub async fn interrupt_open_operations(
+        &self,
+        message: &str,
+        task_run: Option<(&str, &str)>,
+    ) -> Result<usize, Error> {
         let ids: Vec<i64> = self.open_rows(|open| std::mem::take(open).into_iter().collect());
         for id in &ids {
             let finish = Finish {
@@ -171,6 +176,49 @@ impl Store {
                 ..Finish::default()
             };
             self.update_operation(*id, &finish).await?;
+        }
+        // A row whose insert was still on its way when the signal came is not in the set: this
+        // task run's rows from this process that are still open are closed too.
+        if let (Some((execution, taskrun)), Some(first)) = (task_run, self.inner.first.get()) {
+            let d = self.dialect();
+            let sql = format!(
+                "{} AND {} >= ?",
+                d.update(
+                    OPERATIONS.name,
+                    &[
+                        "status",
+                        "ended_at",
+                        "updated_at",
+                        "exit_code",
+                        "error_code",
+                        "error_message"
+                    ],
+                    &[
+                        Cond::Eq("status"),
+                        Cond::IsNull("ended_at"),
+                        Cond::Eq("kestra_execution_id"),
+                        Cond::Eq("kestra_taskrun_id"),
+                    ],
+                ),
+                d.quote("id")
+            );
+            let now = now();
+            let params = vec![
+                Value::text(INTERRUPTED),
+                Value::Time(Some(now)),
+                Value::Time(Some(now)),
+                Value::Int(Some(8)),
+                Value::text(INTERRUPTED),
+                bounded(&OPERATIONS, "error_message", Some(message)),
+                Value::text(RUNNING),
+                Value::text(execution),
+                Value::text(taskrun),
+                Value::Int(Some(*first)),
+            ];
+            self.call("close this run's open rows", move |s| {
+                s.execute(&sql, &params)
+            })
+            .await?;
         }
         Ok(ids.len())
     }
@@ -236,11 +284,18 @@ impl Store {
             values.push(("outputs", Value::Text(Some(outputs.clone()))));
         }
         let cols: Vec<&str> = values.iter().map(|(c, _)| *c).collect();
-        let sql = self.dialect().update(t.name, &cols, &[Cond::Eq("id")]);
+        let ended = f.ended_at.is_some();
+        // Progress never reopens a row that has ended (a signal may close it while a progress
+        // write is on its way).
+        let conds: &[Cond<'_>] = if ended {
+            &[Cond::Eq("id")]
+        } else {
+            &[Cond::Eq("id"), Cond::IsNull("ended_at")]
+        };
+        let sql = self.dialect().update(t.name, &cols, conds);
         let mut params: Vec<Value> = values.into_iter().map(|(_, v)| v).collect();
         params.push(Value::Int(Some(id)));
         let action = format!("record the state of operation {id}");
-        let ended = f.ended_at.is_some();
         self.call(&action, move |s| s.execute(&sql, &params))
             .await
             .inspect(|()| {

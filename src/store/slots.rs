@@ -68,7 +68,13 @@ impl Store {
             SLOTS.name,
             &["capacity", "slot", "holder", "acquired_at", "expires_at"],
         );
-        let status = d.select(OPERATIONS.name, &["status"], &[Cond::Eq("id")], &[], false);
+        let status = d.select(
+            OPERATIONS.name,
+            &["status", "ended_at"],
+            &[Cond::Eq("id")],
+            &[],
+            false,
+        );
         let (capacity, me) = (capacity.to_string(), holder.to_string());
         let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_mins(2));
         let action = format!("take a slot of capacity {capacity}");
@@ -120,8 +126,12 @@ impl Store {
                 // A slot lapses when its holder stops renewing it, or as soon as the holder's
                 // operation is no longer running (a signal or a retry closed its row).
                 let id: i64 = holder.parse().unwrap_or_default();
-                let statuses = s.query(&status, &[Value::Int(Some(id))], |c| c.required_text())?;
-                let running = statuses.first().is_some_and(|st| st == RUNNING);
+                let statuses = s.query(&status, &[Value::Int(Some(id))], |c| {
+                    Ok((c.required_text()?, c.time()?))
+                })?;
+                let running = statuses
+                    .first()
+                    .is_some_and(|(st, ended)| st == RUNNING && ended.is_none());
                 if until < now || !running {
                     s.execute(
                         &slot_drop,

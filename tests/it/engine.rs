@@ -542,3 +542,44 @@ async fn a_service_error_quoting_a_configured_secret_is_scrubbed_from_the_output
     let message = run.outputs().error_message.expect("message");
     assert!(message.contains("REDACTED"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_listing_one_model_twice_refreshes_it_twice_in_order() {
+    let emu = emulator(scenario()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = kestra_store_env(&emu, dir.path(), "exec-twice");
+    let task = json!({"operation": "dataset.refresh", "poll": {"min": 0.01, "max": 0.05},
+    "grace": "PT5S", "timeout": "PT60S", "targets": [
+        {"id": "facts", "workspace": "Sales", "dataset": "Sales Model", "refresh": {"objects": [{"table": "Facts"}]}},
+        {"id": "dims", "workspace": "Sales", "dataset": "Sales Model", "refresh": {"objects": [{"table": "Dims"}]},
+         "dependsOn": ["facts"]}
+    ]});
+    let run = run(Input::Env(task), &env).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let posts = requests_to(&emu, "refresh.post").await;
+    assert_eq!(posts.len(), 2, "each target refreshed: {posts:?}");
+    assert_eq!(posts[1]["body"]["objects"][0]["table"], "Dims");
+    let targets = run.outputs().targets.expect("targets");
+    assert!(
+        targets.iter().all(|t| t["attached"] == false),
+        "{targets:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lineage_leading_back_to_the_refreshed_dataflow_is_refused_before_any_trigger() {
+    let mut s = lake("Success");
+    s["workspaces"][3]["dataflows"][0]["upstreamDataflows"] =
+        json!([{"dataflowId": DF_CURATED, "workspaceId": WS_LAKE}]);
+    let emu = emulator(s).await;
+    let run = run_task(&emu, cascade_task()).await;
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.log_text().contains("leads back to it"),
+        "{}",
+        run.log_text()
+    );
+    let log = requests(&emu).await;
+    assert_eq!(posts_for(&log, "dataflow.refresh", DF_RAW), 0);
+    assert_eq!(posts_for(&log, "dataflow.refresh", DF_CURATED), 0);
+}

@@ -149,6 +149,14 @@ async fn a_retried_run_finds_the_earlier_attempt_of_its_task_run(backend: Backen
         execution_id: "exec-1",
         taskrun_id: taskrun,
     };
+    // Each attempt is its own process with its own connection: rows this process started are
+    // never taken for an earlier attempt.
+    let retry = Store::open(&db.secret(), None)
+        .await
+        .expect("open as the retry");
+    let later = Store::open(&db.secret(), None)
+        .await
+        .expect("open as a later retry");
     let earlier = |store: &Store, run: TaskRun<'static>, current: Option<i64>| {
         let store = store.clone();
         async move {
@@ -177,29 +185,34 @@ async fn a_retried_run_finds_the_earlier_attempt_of_its_task_run(backend: Backen
         .expect("request id");
     assert_eq!(
         earlier(&store, task_run("default", "run-1"), None).await,
+        None,
+        "a process's own rows are not earlier attempts"
+    );
+    assert_eq!(
+        earlier(&retry, task_run("default", "run-1"), None).await,
         Some((first, "Running".into(), Some("req-1".into())))
     );
     assert_eq!(
-        earlier(&store, task_run("default", "run-2"), None).await,
+        earlier(&retry, task_run("default", "run-2"), None).await,
         None,
         "another task run's rows do not count"
     );
     assert_eq!(
-        earlier(&store, task_run("sales", "run-1"), None).await,
+        earlier(&retry, task_run("sales", "run-1"), None).await,
         None,
         "another profile's rows do not count"
     );
 
-    let second = store
+    let second = retry
         .start_operation(&refresh("default", "Sales", 2))
         .await
         .expect("start");
-    store
+    retry
         .update_operation(second, &resolved("Sales", "Finance"))
         .await
         .expect("progress");
     assert_eq!(
-        earlier(&store, task_run("default", "run-1"), Some(second)).await,
+        earlier(&retry, task_run("default", "run-1"), Some(second)).await,
         Some((first, "Running".into(), Some("req-1".into()))),
         "the current attempt's own row is not an earlier attempt"
     );
@@ -212,7 +225,7 @@ async fn a_retried_run_finds_the_earlier_attempt_of_its_task_run(backend: Backen
         .await
         .expect("finish");
     assert_eq!(
-        earlier(&store, task_run("default", "run-1"), None)
+        earlier(&later, task_run("default", "run-1"), None)
             .await
             .map(|(id, status, _)| (id, status)),
         Some((second, "Completed".into())),
