@@ -232,8 +232,9 @@ async fn single(
 }
 
 /// How far past `timeout` a call hung in the network may carry a run before it is cut short
-/// (the waits themselves end at the deadline; this bounds what they cannot interrupt).
-const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(5);
+/// (the waits themselves end at the deadline; this bounds what they cannot interrupt, and leaves
+/// room for `onTimeout: cancel` and a last look).
+const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How a refresh is run, from its task.
 pub(super) fn options(refresh: &ItemRefresh) -> Options {

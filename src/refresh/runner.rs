@@ -61,6 +61,8 @@ pub(crate) async fn refresh_with(
     history: Option<Vec<Run>>,
     out: &mut Outputs,
 ) -> Result<Outcome, Error> {
+    // `timeout` counts from here: the first reads and the store's lookups are part of the run.
+    let deadline = tokio::time::Instant::now() + opts.wait.timeout;
     item.info().render(out);
     // The row names the item before anything is triggered, so a retry finds it.
     ctx.recorder.progress(out).await;
@@ -69,6 +71,7 @@ pub(crate) async fn refresh_with(
         None => item.runs().await?,
     };
     let mut follower = Follower::new(ctx, item, opts, history);
+    follower.deadline = deadline;
     match super::items::earlier_attempt(ctx, profile, item, opts).await? {
         Some(Earlier::Adopt(outcome)) => return Ok(outcome),
         Some(Earlier::Follow(run)) => {
