@@ -25,7 +25,8 @@ use crate::ops::{Context, Recorder};
 /// How long a planning read of an item's runs is reused for its single-flight check and its
 /// wait instead of reading them again (one read per item per run, under the API's budget). A
 /// refresh someone else starts in between is still caught: the service answers the trigger
-/// "already running" (models, Gen1), and within the store's users the item is claimed.
+/// "already running" (models, Gen1), and within the store's users the item is claimed. A Dataflow
+/// Gen2 has no such answer (a second job is accepted, then deduplicated): its runs are read again.
 const FRESH: Duration = Duration::from_secs(600);
 
 /// What is known of an item before the run: as given, and resolved (or why not).
@@ -143,7 +144,9 @@ pub(crate) async fn run(
             let deps: Vec<String> = depends[p.index].iter().map(|d| keys[*d].clone()).collect();
             let child = &child;
             running.push(async move {
-                let history = p.history.filter(|_| p.read_at.elapsed() < FRESH);
+                // A Gen2 item has no "already running" answer to fall back on: read it afresh.
+                let reusable = p.item.info().kind != Kind::Gen2 && p.read_at.elapsed() < FRESH;
+                let history = p.history.filter(|_| reusable);
                 let mut r = run_one(child, profile, p.item.as_ref(), &p.opts, history, key).await;
                 r.depends_on = deps;
                 (p.index, capacity, r)

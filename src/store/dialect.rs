@@ -34,6 +34,8 @@ pub(crate) enum Cond<'a> {
     AnyEqNoCase(&'a [&'a str]),
     /// `col >= ?`
     AtLeast(&'a str),
+    /// `col <= ?`
+    AtMost(&'a str),
     /// `col IS NULL` (no parameter).
     IsNull(&'a str),
 }
@@ -267,6 +269,7 @@ impl Dialect {
                 format!("({})", any.join(" OR "))
             }
             Cond::AtLeast(c) => format!("{} >= ?", self.quote(c)),
+            Cond::AtMost(c) => format!("{} <= ?", self.quote(c)),
             Cond::IsNull(c) => format!("{} IS NULL", self.quote(c)),
         }
     }

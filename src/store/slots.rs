@@ -56,6 +56,11 @@ impl Store {
             false,
         );
         let queue_drop = d.delete(SLOT_QUEUE.name, &[cap, Cond::Eq("holder")]);
+        // Stale rows go only if still as read: a holder that renewed meanwhile keeps its own.
+        let queue_drop_stale = d.delete(
+            SLOT_QUEUE.name,
+            &[cap, Cond::Eq("holder"), Cond::AtMost("expires_at")],
+        );
         let slot_list = d.select(
             SLOTS.name,
             &["slot", "holder", "expires_at"],
@@ -63,7 +68,15 @@ impl Store {
             &[],
             false,
         );
-        let slot_drop = d.delete(SLOTS.name, &[cap, Cond::Eq("slot"), Cond::Eq("holder")]);
+        let slot_drop = d.delete(
+            SLOTS.name,
+            &[
+                cap,
+                Cond::Eq("slot"),
+                Cond::Eq("holder"),
+                Cond::Eq("expires_at"),
+            ],
+        );
         let slot_insert = d.insert(
             SLOTS.name,
             &["capacity", "slot", "holder", "acquired_at", "expires_at"],
@@ -104,7 +117,8 @@ impl Store {
                     break;
                 }
                 if *until < now {
-                    s.execute(&queue_drop, &key(holder))?;
+                    let [c, h] = key(holder);
+                    s.execute(&queue_drop_stale, &[c, h, Value::Time(Some(*until))])?;
                 } else {
                     ahead += 1;
                 }
@@ -139,6 +153,7 @@ impl Store {
                             Value::text(&capacity),
                             Value::Int(Some(slot)),
                             Value::text(&holder),
+                            Value::Time(Some(until)),
                         ],
                     )?;
                 } else {
