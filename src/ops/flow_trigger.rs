@@ -67,16 +67,26 @@ pub(super) async fn run(
                 Some(runner::follow_earlier(ctx, item.as_ref(), &opts, run, out).await?)
             }
             Some(Earlier::Unnamed { started_at }) => {
-                tracing::info!(
-                    "an earlier attempt of this task run called the flow at {started_at}; following the refresh it started instead of calling it again"
-                );
+                // The earlier attempt stopped before it recorded a refresh: if one started after
+                // it began, its call went through; if none did, it stopped before calling.
                 let since = started_at - SignedDuration::from_secs(60);
-                let before: Vec<_> = history
-                    .iter()
-                    .filter(|r| r.start.is_some_and(|s| s < since))
-                    .cloned()
-                    .collect();
-                Some(runner::follow_new(ctx, item.as_ref(), &opts, before, since, out).await?)
+                let started = history.iter().any(|r| r.start.is_some_and(|s| s >= since));
+                if started {
+                    tracing::info!(
+                        "an earlier attempt of this task run called the flow at {started_at}; following the refresh it started instead of calling it again"
+                    );
+                    let before: Vec<_> = history
+                        .iter()
+                        .filter(|r| r.start.is_some_and(|s| s < since))
+                        .cloned()
+                        .collect();
+                    Some(runner::follow_new(ctx, item.as_ref(), &opts, before, since, out).await?)
+                } else {
+                    tracing::info!(
+                        "an earlier attempt of this task run stopped before any refresh of the dataflow started; calling the flow"
+                    );
+                    None
+                }
             }
         };
         if let Some(outcome) = outcome {
