@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 
 use super::outputs::{self, Outputs, Status};
-use super::{Context, is_enhanced, resolve_target};
+use super::{Context, resolve_target};
 use crate::error::{Error, ExitCode};
 use crate::powerbi::wire;
 use crate::settings::Profile;
@@ -25,7 +25,7 @@ pub(super) async fn run(
 
     if let Some(latest) = history.first() {
         out.request_id = latest.request_id.clone();
-        out.refresh_type = Some(if is_enhanced(latest) {
+        out.refresh_type = Some(if latest.is_enhanced() {
             "Enhanced"
         } else {
             "Standard"

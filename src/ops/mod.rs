@@ -24,7 +24,7 @@ use crate::error::{Error, ExitCode};
 use crate::http::Http;
 use crate::kestra::Reporter;
 use crate::powerbi::PowerBi;
-use crate::powerbi::wire::{Dataset, Group, Refresh};
+use crate::powerbi::wire::{Dataset, Group};
 pub use crate::refresh::summary::TargetResult;
 use crate::resolve;
 use crate::settings::{Profile, Settings};
@@ -113,26 +113,4 @@ async fn resolve_target(
     out.dataset_id = Some(dataset.id.clone());
     out.dataset_name = Some(dataset.name.clone());
     Ok((group, dataset))
-}
-
-/// The refresh of the model that is running now, if any (newest first in the history).
-async fn running_refresh(
-    pbi: &PowerBi<'_>,
-    group: &Group,
-    dataset: &Dataset,
-) -> Result<Option<Refresh>, Error> {
-    let history = pbi.refresh_history(&group.id, &dataset.id, 20).await?;
-    Ok(history.into_iter().find(|r| {
-        r.end_time.is_none()
-            && outputs::terminal_status(r.status.as_deref(), r.extended_status.as_deref()).is_none()
-            && r.request_id.is_some()
-    }))
-}
-
-/// Whether a history entry is an enhanced refresh (execution details and cancel work only then).
-fn is_enhanced(refresh: &Refresh) -> bool {
-    matches!(
-        refresh.refresh_type.as_deref(),
-        Some("ViaEnhancedApi" | "ReliableProcessing")
-    )
 }

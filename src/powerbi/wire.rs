@@ -140,6 +140,16 @@ pub struct RefreshAttempt {
     pub service_exception_json: Option<String>,
 }
 
+impl Refresh {
+    /// Whether it is an enhanced refresh: the only kind the API follows by id and can cancel.
+    pub fn is_enhanced(&self) -> bool {
+        matches!(
+            self.refresh_type.as_deref(),
+            Some("ViaEnhancedApi" | "ReliableProcessing")
+        )
+    }
+}
+
 /// `errorCode` and `errorDescription` from a `serviceExceptionJson` string.
 pub fn service_exception(json: &str) -> (Option<String>, Option<String>) {
     let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();

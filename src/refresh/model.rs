@@ -143,10 +143,7 @@ fn from_history(r: &Refresh) -> Option<Run> {
         error_code,
         error_message,
         objects: None,
-        enhanced: Some(matches!(
-            r.refresh_type.as_deref(),
-            Some("ViaEnhancedApi" | "ReliableProcessing")
-        )),
+        enhanced: Some(r.is_enhanced()),
         via_api: matches!(r.refresh_type.as_deref(), Some("ViaApi" | "ViaEnhancedApi")),
         retry_after: None,
         silent: false,
