@@ -22,6 +22,7 @@ pub(crate) mod items;
 pub(crate) mod lineage;
 mod model;
 pub(crate) mod outcome;
+mod overrun;
 pub(crate) mod runner;
 pub(crate) mod summary;
 
