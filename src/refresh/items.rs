@@ -333,10 +333,7 @@ pub(crate) async fn earlier_attempt(
         }
         Some(run) => {
             tracing::info!(request_id = %request_id, "operation {} stopped before its refresh ended; it has ended since: reporting that", row.id);
-            let mut outcome = Outcome::of_run(&run);
-            outcome.attached = true;
-            outcome.refresh_type = item.refresh_type(&run);
-            Some(Earlier::Adopt(outcome))
+            Some(Earlier::Adopt(Outcome::adopted(&run, item)))
         }
         // Not listed (yet: a history lags): follow it by id; the wait's grace decides.
         None => {

@@ -83,6 +83,16 @@ impl Outcome {
         }
     }
 
+    /// The outcome of a finished run this run did not start (an earlier attempt's), as `item`
+    /// reports it.
+    pub(crate) fn adopted(run: &Run, item: &dyn super::Refreshable) -> Outcome {
+        Outcome {
+            attached: true,
+            refresh_type: item.refresh_type(run),
+            ..Outcome::of_run(run)
+        }
+    }
+
     /// End minus start, in seconds.
     pub(crate) fn duration_seconds(&self) -> Option<f64> {
         let d = self.end?.duration_since(self.start?);

@@ -70,8 +70,7 @@ pub(crate) async fn refresh_with(
         Some(h) => h,
         None => item.runs().await?,
     };
-    let mut follower = Follower::new(ctx, item, opts, history);
-    follower.deadline = deadline;
+    let mut follower = Follower::new(ctx, item, opts, history, deadline);
     match super::items::earlier_attempt(ctx, profile, item, opts).await? {
         Some(Earlier::Adopt(outcome)) => return Ok(outcome),
         Some(Earlier::Follow(run)) => {
@@ -83,10 +82,7 @@ pub(crate) async fn refresh_with(
             if let Some(run) = oldest_new(&follower.history, &[], started_at - SKEW).cloned() {
                 if run.status.is_some() {
                     tracing::info!(request_id = %run.id, "an earlier attempt of this task run started this refresh, which has ended: reporting it");
-                    let mut outcome = Outcome::of_run(&run);
-                    outcome.attached = true;
-                    outcome.refresh_type = item.refresh_type(&run);
-                    return Ok(outcome);
+                    return Ok(Outcome::adopted(&run, item));
                 }
                 tracing::info!(request_id = %run.id, "an earlier attempt of this task run started this refresh: following it");
                 return follower.follow(Target::Run(run), true, out).await;
@@ -110,10 +106,7 @@ pub(crate) async fn refresh_with(
             let result = match opts.per_capacity {
                 None => follower.trigger(out).await,
                 Some(limit) => {
-                    let step = opts
-                        .wait
-                        .poll_min
-                        .clamp(Duration::from_millis(50), Duration::from_secs(5));
+                    let step = follower.store_step();
                     let deadline = follower.deadline;
                     match admission::admit(store, holder, info, limit, step, deadline).await {
                         Ok(Some(slot)) => slot.hold(follower.trigger(out)).await,
@@ -141,7 +134,8 @@ pub(crate) async fn follow_new(
     out: &mut Outputs,
 ) -> Result<Outcome, Error> {
     item.info().render(out);
-    let mut follower = Follower::new(ctx, item, opts, history);
+    let deadline = tokio::time::Instant::now() + opts.wait.timeout;
+    let mut follower = Follower::new(ctx, item, opts, history, deadline);
     follower.follow(Target::Pending { since }, false, out).await
 }
 
@@ -155,7 +149,8 @@ pub(crate) async fn follow_earlier(
 ) -> Result<Outcome, Error> {
     item.info().render(out);
     let history = item.runs().await?;
-    let mut follower = Follower::new(ctx, item, opts, history);
+    let deadline = tokio::time::Instant::now() + opts.wait.timeout;
+    let mut follower = Follower::new(ctx, item, opts, history, deadline);
     follower.follow(Target::Run(run), true, out).await
 }
 
@@ -198,6 +193,7 @@ impl<'a, 'c> Follower<'a, 'c> {
         item: &'a dyn Refreshable,
         opts: &'a Options,
         history: Vec<Run>,
+        deadline: tokio::time::Instant,
     ) -> Follower<'a, 'c> {
         Follower {
             ctx,
@@ -205,8 +201,17 @@ impl<'a, 'c> Follower<'a, 'c> {
             opts,
             expectation: expectation(&history),
             history,
-            deadline: tokio::time::Instant::now() + opts.wait.timeout,
+            deadline,
         }
+    }
+
+    /// How often the store is asked again while waiting on another process (a claim's holder,
+    /// a capacity slot).
+    fn store_step(&self) -> Duration {
+        self.opts
+            .wait
+            .poll_min
+            .clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
     /// What is left until the deadline (never zero: a wait still looks once).
@@ -320,11 +325,7 @@ impl<'a, 'c> Follower<'a, 'c> {
         let Some(store) = self.ctx.store else {
             return self.trigger(out).await;
         };
-        let step = self
-            .opts
-            .wait
-            .poll_min
-            .clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let step = self.store_step();
         loop {
             let row = store.operation(holder).await?;
             match row {
