@@ -14,7 +14,8 @@
 //!
 //! `FLEET_MODELS` changes the number of models (e.g. 1000, for pbiops's own memory and CPU, which
 //! the table reports from the child's rusage: the emulator runs in the benchmark's process and is
-//! not counted).
+//! not counted). `FLEET_PROFILER` runs pbiops under a profiler (`perf record -g -o FILE`); the
+//! CPU and memory it reports then include the profiler's.
 
 // getrusage is the one way to read a finished child's CPU time and peak RSS; it needs libc.
 #![allow(unsafe_code)]
@@ -43,6 +44,14 @@ fn rate() -> u32 {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(1200)
+}
+
+/// Refreshes queued in the service per capacity (`FLEET_QUEUE` overrides).
+fn queued() -> u32 {
+    std::env::var("FLEET_QUEUE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
 }
 
 fn main() {
@@ -88,15 +97,26 @@ fn main() {
         .expect("emulator");
     let base = emulator.base_url();
     let data_dir = tempfile::tempdir().expect("data dir");
-    // One refresh queued in the service per capacity: a slot freed in the service is used at
-    // once, instead of after pbiops has seen the previous refresh end.
-    let per_capacity = CONCURRENCY + 1;
+    // Refreshes queued in the service per capacity (`FLEET_QUEUE`, default 1): a slot freed in
+    // the service is used at once, instead of after pbiops has seen the previous refresh end.
+    let per_capacity = CONCURRENCY + queued();
     let task = json!({"operation": "dataset.refresh", "targets": targets, "maxParallel": per_capacity as usize * CAPACITIES,
                       "maxParallelPerCapacity": per_capacity, "poll": {"min": 0.5, "max": 10}, "timeout": "PT30M",
                       "outputFile": data_dir.path().join("targets.json")});
 
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_pbiops"))
+    // `FLEET_PROFILER` runs pbiops under a profiler, e.g. `perf record -g -o /tmp/fleet.data`.
+    let profiler = std::env::var("FLEET_PROFILER").unwrap_or_default();
+    let mut words = profiler.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_pbiops"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_pbiops")),
+    };
+    let output = command
         .env_clear()
         .env("PBIOPS_TENANT_ID", FLEET_TENANT)
         .env("PBIOPS_CLIENT_ID", FLEET_CLIENT_ID)
@@ -161,8 +181,9 @@ fn main() {
         }
     }
     println!(
-        "fleet: {} models, {CAPACITIES} capacities × {CONCURRENCY}, rate limit {} calls/min, exit code {:?}\n",
+        "fleet: {} models, {CAPACITIES} capacities × {CONCURRENCY}, {} queued in the service per capacity, rate limit {} calls/min, exit code {:?}\n",
         models(),
+        queued(),
         rate(),
         output.status.code()
     );
@@ -188,6 +209,12 @@ fn main() {
             .as_object()
             .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
     );
+    if let Some(routes) = stats["routes"].as_object() {
+        for (route, n) in routes {
+            let n = n.as_f64().unwrap_or_default();
+            println!("| calls per model: {route} | {:.2} |", n / models() as f64);
+        }
+    }
     println!("| 429 responses | {} |", throttled.len());
     println!("| 429s within 60 s of an earlier 429 | {repeat_429} |");
     println!(

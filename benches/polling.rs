@@ -8,12 +8,13 @@
 //! refresh's history holds 10 past durations within ±5 % of it (a model that runs about as long
 //! every night) and this run's duration is drawn within ±5 % too, from a fixed seed. The adaptive
 //! policy is the one `pbiops` runs (`PollPolicy::next`), with `poll.min` 1 s and `poll.max` 5 min;
-//! "first refresh" is the same policy without any history. A benchmark, not a test: it prints a
+//! "first refresh" is the same policy without any history; "economy" is the policy a fleet item
+//! nobody depends on runs (`Aim::Economy`: fewest calls). A benchmark, not a test: it prints a
 //! table and the targets, and asserts nothing.
 
 use std::time::Duration;
 
-use pbiops::wait::{Expectation, PollPolicy};
+use pbiops::wait::{Aim, Expectation, PollPolicy};
 
 const DURATIONS: &[f64] = &[
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 7200.0,
@@ -42,14 +43,15 @@ fn main() {
         "polling a refresh, {RUNS} runs per duration (virtual clock; adaptive: poll.min 1 s, poll.max 5 min)\n"
     );
     println!(
-        "| duration | adaptive calls | adaptive latency (max) | adaptive latency / its target (max; target ≤ 1) | first refresh calls | first refresh latency (max) | fixed 5 s calls | fixed 5 s latency (max) | fixed 60 s calls | fixed 60 s latency (max) | adaptive calls / fixed 5 s |"
+        "| duration | adaptive calls | adaptive latency (max) | adaptive latency / its target (max; target ≤ 1) | first refresh calls | first refresh latency (max) | fixed 5 s calls | fixed 5 s latency (max) | fixed 60 s calls | fixed 60 s latency (max) | adaptive calls / fixed 5 s | economy calls | economy latency (mean, % of the duration) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // A run's latency target is max(2 s, 2 % of its own duration), which varies ±5 % around the nominal one.
     let (mut total_adaptive, mut total_fixed5) = (0.0, 0.0);
     for &d in DURATIONS {
         // The worst latency relative to the run's own target, max(2 s, 2 % of its duration).
         let mut a_ratio = 0.0f64;
+        let (mut e_calls, mut e_late) = (0.0, 0.0);
         let (
             mut a_calls,
             mut a_late,
@@ -69,8 +71,13 @@ fn main() {
                 min: Duration::from_secs(1),
                 max: Duration::from_secs(300),
                 expectation: Expectation::from_durations(&history),
+                aim: Aim::Promptness,
             };
             let blind = PollPolicy::bounded(Duration::from_secs(1), Duration::from_secs(300));
+            let economy = PollPolicy {
+                aim: Aim::Economy,
+                ..policy
+            };
             let mut jitter = fastrand::Rng::with_seed(rng.u64(..));
             let (c, l) = simulate(
                 &mut |t| {
@@ -93,6 +100,16 @@ fn main() {
             );
             b_calls += c as f64;
             b_late = b_late.max(l);
+            let (c, l) = simulate(
+                &mut |t| {
+                    economy
+                        .next(Duration::from_secs_f64(t), jitter.f64() * 2.0 - 1.0)
+                        .as_secs_f64()
+                },
+                actual,
+            );
+            e_calls += c as f64;
+            e_late += l / actual;
             let (c, l) = simulate(&mut fixed(5.0), actual);
             f5_calls += c as f64;
             f5_late = f5_late.max(l);
@@ -104,7 +121,7 @@ fn main() {
         total_adaptive += a_calls;
         total_fixed5 += f5_calls;
         println!(
-            "| {} | {:.1} | {:.1} s | {:.2} | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.2} |",
+            "| {} | {:.1} | {:.1} s | {:.2} | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.2} | {:.1} | {:.1} % |",
             human(d),
             a_calls / n,
             a_late,
@@ -115,7 +132,9 @@ fn main() {
             f5_late,
             f60_calls / n,
             f60_late,
-            a_calls / f5_calls
+            a_calls / f5_calls,
+            e_calls / n,
+            100.0 * e_late / n
         );
     }
     println!(

@@ -55,6 +55,7 @@ pub(super) async fn run(
         if_running: IfRunning::Attach,
         on_timeout: task.on_timeout,
         per_capacity: None,
+        aim: crate::wait::Aim::Promptness,
     };
     // A Kestra retry of a monitored call never calls the flow again: it follows (or reports)
     // the refresh the earlier attempt's call started.

@@ -14,6 +14,7 @@ use crate::task::{
     DataflowOptions, DataflowRefreshTask, DataflowTarget, FleetTask, IfRunning, ItemRefresh,
     OnTimeout, RefreshBody, RefreshTask,
 };
+use crate::wait::Aim;
 
 /// `dataset.refresh` (and `report.refresh` once its model is known).
 pub(super) async fn model(
@@ -110,6 +111,7 @@ pub(super) async fn dataflow(
                 if_running: IfRunning::Attach,
                 on_timeout: OnTimeout::Leave,
                 per_capacity: None,
+                aim: Aim::Promptness,
             },
             depends_on,
         });
@@ -176,6 +178,7 @@ pub(super) async fn fleet(
             item: catalog.item(&target.refresh).await,
             opts: Options {
                 per_capacity: task.max_per_capacity,
+                aim: Aim::Promptness,
                 ..options(&target.refresh)
             },
             depends_on: target
@@ -244,12 +247,14 @@ pub(super) fn options(refresh: &ItemRefresh) -> Options {
             if_running: r.if_running,
             on_timeout: r.on_timeout,
             per_capacity: None,
+            aim: Aim::Promptness,
         },
         ItemRefresh::Dataflow(r) => Options {
             wait: r.wait,
             if_running: r.if_running,
             on_timeout: r.on_timeout,
             per_capacity: None,
+            aim: Aim::Promptness,
         },
     }
 }

@@ -127,24 +127,35 @@ fn capacity_row(subject: String, c: &Capacity) -> Row {
 }
 
 async fn refreshable(p: &Preflight<'_>, key: &str, info: &ItemInfo) {
-    let path = format!("/groups/{}/datasets/{}", info.workspace_id, info.id);
-    let action = format!("read semantic model {}", info.id);
-    let answer = calls::get(p.ctx, p.profile, "dataset", &action, &path).await;
     let subject = format!("semantic model {} ({})", info.name, info.id);
-    let row = match &answer {
-        Answer::Ok(r) => match r.json::<Model>(&action).map(|m| m.is_refreshable) {
-            Ok(Some(true)) => {
-                Row::new("refreshable", subject, Verdict::Pass).detail("isRefreshable is true")
+    // The workspace's model list already says it (one read for all its models): the model
+    // itself is read only when it did not.
+    let said = match info.refreshable {
+        Some(known) => Ok(Some(known)),
+        None => {
+            let path = format!("/groups/{}/datasets/{}", info.workspace_id, info.id);
+            let action = format!("read semantic model {}", info.id);
+            match calls::get(p.ctx, p.profile, "dataset", &action, &path).await {
+                Answer::Ok(r) => r
+                    .json::<Model>(&action)
+                    .map(|m| m.is_refreshable)
+                    .map_err(|e| e.to_string()),
+                other => Err(inconclusive(&other, "")),
             }
-            Ok(Some(false)) => Row::new("refreshable", subject, Verdict::Fail)
-                .detail("the service says the model is not refreshable (isRefreshable: false): DirectQuery and live-connection models hold no data to refresh")
-                .help("refresh the model it reads from instead, or remove it from the task")
-                .code("PreflightModelNotRefreshable"),
-            Ok(None) => Row::new("refreshable", subject, Verdict::Warn)
-                .detail("the answer has no isRefreshable"),
-            Err(e) => Row::new("refreshable", subject, Verdict::Warn).detail(e.to_string()),
-        },
-        other => Row::new("refreshable", subject, Verdict::Warn).detail(inconclusive(other, "")),
+        }
+    };
+    let row = match said {
+        Ok(Some(true)) => {
+            Row::new("refreshable", subject, Verdict::Pass).detail("isRefreshable is true")
+        }
+        Ok(Some(false)) => Row::new("refreshable", subject, Verdict::Fail)
+            .detail("the service says the model is not refreshable (isRefreshable: false): DirectQuery and live-connection models hold no data to refresh")
+            .help("refresh the model it reads from instead, or remove it from the task")
+            .code("PreflightModelNotRefreshable"),
+        Ok(None) => {
+            Row::new("refreshable", subject, Verdict::Warn).detail("the answer has no isRefreshable")
+        }
+        Err(why) => Row::new("refreshable", subject, Verdict::Warn).detail(why),
     };
     p.add(key, row);
 }

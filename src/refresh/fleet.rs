@@ -21,6 +21,7 @@ use super::{Kind, Refreshable, Run};
 use crate::error::{Error, ExitCode};
 use crate::ops::outputs::Outputs;
 use crate::ops::{Context, Recorder};
+use crate::wait::Aim;
 
 /// How long a planning read of an item's runs is reused for its single-flight check and its
 /// wait instead of reading them again (one read per item per run, under the API's budget). A
@@ -71,6 +72,10 @@ pub(crate) async fn run(
 ) -> Vec<TargetResult> {
     let keys: Vec<String> = nodes.iter().map(|n| n.key.clone()).collect();
     let depends: Vec<Vec<usize>> = nodes.iter().map(|n| n.depends_on.clone()).collect();
+    // An item others wait for is watched closely; the rest spend few calls (see `wait`).
+    let awaited: Vec<bool> = (0..nodes.len())
+        .map(|i| depends.iter().any(|d| d.contains(&i)))
+        .collect();
     let mut states: Vec<State> = Vec::with_capacity(nodes.len());
     let mut planned = Vec::new();
     // Plan: read each resolved item's recent runs once, for its expected duration (and, if it
@@ -94,10 +99,15 @@ pub(crate) async fn run(
                     .and_then(|h| super::follow::expectation(h))
                     .map_or(f64::INFINITY, |e| e.median.as_secs_f64());
                 states.push(State::Waiting);
+                let aim = if awaited[i] {
+                    Aim::Promptness
+                } else {
+                    Aim::Economy
+                };
                 planned.push(Planned {
                     index: i,
                     item,
-                    opts: node.opts,
+                    opts: Options { aim, ..node.opts },
                     expected,
                     history: history.ok(),
                     read_at: tokio::time::Instant::now(),

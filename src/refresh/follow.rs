@@ -169,6 +169,7 @@ impl Follower<'_, '_> {
             min: self.opts.wait.poll_min,
             max: self.opts.wait.poll_max,
             expectation: self.expectation,
+            aim: self.opts.aim,
         }
     }
 

@@ -33,6 +33,7 @@ pub(crate) fn info(kind: Kind, group: &Group, id: &str, name: &str) -> ItemInfo 
             .clone()
             .unwrap_or_else(|| format!("shared:{}", group.id)),
         shared: group.is_on_dedicated_capacity == Some(false),
+        refreshable: None,
     }
 }
 

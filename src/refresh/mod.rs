@@ -105,6 +105,9 @@ pub(crate) struct ItemInfo {
     pub capacity: String,
     /// Whether the workspace is on shared capacity (daily limits, no enhanced refresh).
     pub shared: bool,
+    /// A model's `isRefreshable`, as the workspace's model list gave it (the preflight reads
+    /// the model only when the list did not say).
+    pub refreshable: Option<bool>,
 }
 
 impl ItemInfo {

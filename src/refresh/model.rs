@@ -26,7 +26,10 @@ impl<'a> Model<'a> {
         dataset: &Dataset,
         body: RefreshBody,
     ) -> Result<Model<'a>, Error> {
-        let info = super::items::info(Kind::Model, group, &dataset.id, &dataset.name);
+        let info = ItemInfo {
+            refreshable: dataset.is_refreshable,
+            ..super::items::info(Kind::Model, group, &dataset.id, &dataset.name)
+        };
         if matches!(body, RefreshBody::Enhanced(_)) && info.shared {
             return Err(Error::task(
                 "refresh",

@@ -20,7 +20,7 @@ use crate::ops::Context;
 use crate::ops::outputs::{Outputs, Status};
 use crate::store::Claim;
 use crate::task::{IfRunning, OnTimeout, WaitOptions};
-use crate::wait::Expectation;
+use crate::wait::{Aim, Expectation};
 
 /// How many triggers are sent at most when their outcome stays ambiguous.
 const TRIGGER_ATTEMPTS: u32 = 3;
@@ -38,6 +38,8 @@ pub(crate) struct Options {
     pub on_timeout: OnTimeout,
     /// `maxParallelPerCapacity` of a fleet: with a store, it holds across every process.
     pub per_capacity: Option<usize>,
+    /// Whether the wait sees the end promptly or spends few calls (a fleet item nobody waits on).
+    pub aim: Aim,
 }
 
 /// Refreshes `item` as `profile` and returns how it ended; `out` receives the item and, as soon

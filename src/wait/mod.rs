@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 
 mod policy;
-pub use policy::{Expectation, PollPolicy};
+pub use policy::{Aim, Expectation, PollPolicy};
 
 /// What one poll found.
 #[derive(Debug, PartialEq, Eq)]
@@ -114,6 +114,7 @@ mod tests {
         expectation: None,
         min: Duration::from_secs(5),
         max: Duration::from_secs(60),
+        aim: Aim::Promptness,
     };
 
     #[tokio::test(start_paused = true)]
@@ -161,6 +162,7 @@ mod tests {
             min: Duration::from_secs(1),
             max: Duration::from_secs(300),
             expectation,
+            aim: Aim::Promptness,
         };
         let polls = Cell::new(0u32);
         let start = Instant::now();
