@@ -10,12 +10,13 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// The emulator with a rate limit of 12 calls per 2 seconds per client: the first run's 13th
-/// call is refused with `Retry-After: 2`, and after that pause the window has room for both
-/// runs' remaining calls (about 5 + 3), even if the first run's early calls were slow.
+/// The emulator with a rate limit of 12 calls per 3 seconds per client: the first run's 13th
+/// call is refused with `Retry-After: 3`, which leaves the second run ample time to start within
+/// the pause; after it the window has room for both runs' remaining calls (about 5 + 3), even if
+/// the first run's early calls were slow.
 fn limited() -> Value {
     let mut s = scenario();
-    s["rateLimit"] = json!({"requests": 12, "perSeconds": 2});
+    s["rateLimit"] = json!({"requests": 12, "perSeconds": 3});
     // Sales Model takes 10 polls: the first run has calls left to make after its 429.
     s["workspaces"][0]["datasets"][0]["refresh"]["polls"] = json!(10);
     s
@@ -126,7 +127,12 @@ async fn without_a_store_a_run_starting_during_another_runs_pause_hits_the_limit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_share_throttling_only_warns_and_the_run_paces_itself() {
-    let emu = emulator(limited()).await;
+    let emu = emulator(scenario()).await;
+    fault(
+        &emu,
+        json!({"route": "refresh.history", "status": 429, "retryAfter": 1, "times": 1}),
+    )
+    .await;
     let dir = tempfile::tempdir().expect("dir");
     let env = kestra_store_env(&emu, dir.path(), "exec-a");
     let setup = run(Input::Env(json!({"operation": "history"})), &env).await;
