@@ -172,8 +172,19 @@ async fn execute(
         recorder: &recorder,
     };
 
+    // With a store, runs acting as the same principal pause and pace together.
+    let principal = task
+        .profile()
+        .and_then(|name| settings.profile(name).ok())
+        .map(|profile| http::pace::principal(&profile));
+    let work = http::pace::shared(
+        http.pace(),
+        store.as_ref(),
+        principal,
+        ops::run(&ctx, &task, out),
+    );
     let result = tokio::select! {
-        result = ops::run(&ctx, &task, out) => result,
+        result = work => result,
         signal = signals::stopped() => Ok(signals::interrupted(signal, store.as_ref(), &settings.kestra, out).await),
     };
     let (mut code, error) = match result {

@@ -34,7 +34,7 @@ use crate::settings::{HttpBudget, Network};
 
 mod body;
 mod network;
-mod pace;
+pub(crate) mod pace;
 use body::Failure;
 use pace::Pace;
 
@@ -211,6 +211,11 @@ impl Http {
         &self.client
     }
 
+    /// The pace every request keeps, for sharing it with other runs.
+    pub(crate) fn pace(&self) -> &Pace {
+        &self.pace
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
@@ -242,9 +247,10 @@ impl Http {
             .build();
         let mut attempt = 0u32;
         let mut last = String::new();
+        let lane = pace::lane(build());
         loop {
             attempt += 1;
-            if !self.pace.turn(deadline).await {
+            if !self.pace.turn(&lane, deadline).await {
                 let why = "the service asked to pause beyond the retry budget";
                 let last = if last.is_empty() {
                     why.to_string()
@@ -291,7 +297,7 @@ impl Http {
                             ));
                         }
                         // Everyone waits: the pause goes through the shared pace, not a sleep here.
-                        self.pace.throttled(pause);
+                        self.pace.throttled(&lane, pause);
                         throttled_now = true;
                     }
                     after

@@ -10,7 +10,8 @@
 //! - [`crypto`]: AES-256-GCM for tokens at rest;
 //! - `conn`: the connection, reconnect and retries; `values`: parameters and columns;
 //! - `ddl`: the schema statements; `migrate`: bringing the schema up to date;
-//! - `tokens`, `operations` and `history`: the API.
+//! - `tokens`, `operations` and `history`: the API; `claims`, `slots` and `throttle`: what
+//!   concurrent runs share (single flight, capacity slots, the pace a service tolerates).
 
 mod claims;
 mod conn;
@@ -24,6 +25,7 @@ pub mod schema;
 mod slots;
 #[cfg(test)]
 mod sql_text_tests;
+mod throttle;
 mod tokens;
 mod values;
 
@@ -40,6 +42,7 @@ pub use dialect::{Dialect, validate_table_name};
 pub use history::{HistoryFilter, OperationRow, TaskRun};
 pub use operations::{ABANDONED, Finish, INTERRUPTED, NewOperation, RUNNING};
 pub use slots::Slot;
+pub use throttle::{BUDGET_TTL, SharedThrottle, Throttled};
 pub use tokens::{NewToken, StoredToken, TokenInfo};
 use values::Value;
 

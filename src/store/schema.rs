@@ -175,6 +175,22 @@ pub const SLOT_QUEUE: Table = Table {
     indexes: &[],
 };
 
+/// Throttling shared by the runs acting as one principal: per API host, the pause the latest
+/// 429 asked for and the smallest budget per minute a run learned (`store::throttle`). No
+/// secret: the principal is a client id (or a profile name), the API a host.
+pub const THROTTLE: Table = Table {
+    name: "pbiops_throttle",
+    columns: &[
+        col("principal", Kind::Text(200)),
+        col("api", Kind::Text(200)),
+        col("paused_until", Kind::Time),
+        opt("budget", Kind::Float),
+        col("updated_at", Kind::Time),
+    ],
+    primary_key: &["principal", "api"],
+    indexes: &[],
+};
+
 /// A numbered schema change.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -197,6 +213,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         creates: &[SLOTS, SLOT_QUEUE],
+    },
+    Migration {
+        version: 4,
+        creates: &[THROTTLE],
     },
 ];
 
@@ -246,7 +266,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(versions, sorted);
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 4);
         assert_eq!(text_limit(&OPERATIONS, "error_message"), Some(2000));
     }
 }

@@ -3,7 +3,8 @@
 //! functions the live tests exercise on the other dialects.
 
 use super::dialect::{Cond, Dialect, validate_table_name};
-use super::schema::{OPERATIONS, SCHEMA_VERSION, TOKENS};
+use super::schema::{OPERATIONS, SCHEMA_VERSION, THROTTLE, TOKENS};
+use super::throttle::merge_throttle;
 
 const TOKEN_COLUMNS: [&str; 9] = [
     "profile",
@@ -269,4 +270,40 @@ fn mysql_tables_carry_their_indexes_and_a_binary_collation() {
         lite[2],
         "CREATE INDEX IF NOT EXISTS \"pbiops_operations_started\" ON \"pbiops_operations\" (\"started_at\")"
     );
+}
+
+#[test]
+fn sql_server_merges_a_429_in_one_update_keeping_the_latest_pause_and_smallest_budget() {
+    assert_eq!(
+        Dialect::SqlServer.create_table(&THROTTLE),
+        [
+            "IF OBJECT_ID(N'pbiops_throttle', N'U') IS NULL CREATE TABLE [pbiops_throttle] (\
+          [principal] NVARCHAR(200) NOT NULL, [api] NVARCHAR(200) NOT NULL, \
+          [paused_until] DATETIME2(6) NOT NULL, [budget] FLOAT NULL, \
+          [updated_at] DATETIME2(6) NOT NULL, PRIMARY KEY ([principal], [api]))"
+        ]
+    );
+    assert_eq!(
+        merge_throttle(Dialect::SqlServer, true),
+        "UPDATE [pbiops_throttle] SET \
+         [paused_until] = CASE WHEN [paused_until] < ? THEN ? ELSE [paused_until] END, \
+         [budget] = CASE WHEN [budget] IS NULL OR [budget] > ? OR [updated_at] < ? THEN ? ELSE [budget] END, \
+         [updated_at] = CASE WHEN [updated_at] < ? THEN ? ELSE [updated_at] END \
+         WHERE [principal] = ? AND [api] = ?"
+    );
+    let without = merge_throttle(Dialect::SqlServer, false);
+    assert!(
+        without.contains("[budget] = CASE WHEN [updated_at] < ? THEN NULL ELSE [budget] END, "),
+        "{without}"
+    );
+    for d in ALL {
+        assert_eq!(params(&merge_throttle(d, true)), 9, "{d:?}");
+        assert_eq!(params(&merge_throttle(d, false)), 7, "{d:?}");
+        let merge = merge_throttle(d, true);
+        assert!(
+            merge.find(&d.quote("budget"))
+                < merge.find(&format!("{} = CASE", d.quote("updated_at"))),
+            "updated_at is assigned last (MySQL assignments see the earlier ones): {merge}"
+        );
+    }
 }

@@ -21,5 +21,6 @@ mod single_flight;
 mod status;
 mod store;
 mod support;
+mod throttle;
 mod timeline;
 mod waiting;

@@ -7,6 +7,7 @@ mod legacy;
 mod operations;
 mod schema;
 mod support;
+mod throttle;
 mod tokens;
 
 /// Generates one test per live backend for an `async fn(Backend)`.
