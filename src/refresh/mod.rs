@@ -26,7 +26,6 @@ pub(crate) mod lineage;
 mod model;
 pub(crate) mod outcome;
 mod overrun;
-mod recorded;
 pub(crate) mod runner;
 pub(crate) mod summary;
 

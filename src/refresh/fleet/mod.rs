@@ -14,6 +14,9 @@
 //! one probe is accepted, and items on other capacities go on. Each entry reports the time it
 //! waited for its capacity, and the summary the time each capacity was held.
 
+mod hold;
+mod item;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -21,13 +24,13 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use super::capacity::{self, Accepted, Holds, Watched};
-use super::recorded::{self, Recorded};
 use super::runner::Options;
 use super::summary::{Report, TargetResult, of_item, skip};
-use super::{Kind, Refreshable, Run};
-use crate::error::{Error, ExitCode, ServiceError};
+use super::{Kind, Refreshable};
+use crate::error::{Error, ExitCode};
 use crate::ops::Context;
+use hold::{Accepted, Holds};
+use item::{Planned, Step, attempt, give_up_held};
 
 /// How long a planning read of an item's runs is reused for its single-flight check and its
 /// wait instead of reading them again (one read per item per run, under the API's budget). A
@@ -241,157 +244,6 @@ pub(crate) async fn run<'c>(
     Report {
         targets,
         holds: holds.totals(Instant::now()),
-    }
-}
-
-/// How one try of an item ended.
-enum Step<'a, 'c> {
-    /// For good (whatever the outcome).
-    Done {
-        index: usize,
-        /// It was its held capacity's probe.
-        probe: bool,
-        result: Box<TargetResult>,
-    },
-    /// Its capacity rejected the trigger: it waits again, its row kept.
-    Rejected(Box<Planned<'a, 'c>>, ServiceError),
-}
-
-/// One try of `p`, as its own recorded operation (the row of an earlier try goes on).
-async fn attempt<'a, 'c>(
-    ctx: &Context<'c>,
-    profile: &str,
-    mut p: Planned<'a, 'c>,
-    key: String,
-    deps: Vec<String>,
-    accepted: &Accepted,
-) -> (String, Step<'a, 'c>) {
-    let info = p.item.info().clone();
-    let done = |mut result: TargetResult| {
-        result.depends_on = deps;
-        Step::Done {
-            index: p.index,
-            probe: p.probe,
-            result: Box::new(result),
-        }
-    };
-    // A Gen2 item has no "already running" answer to fall back on: read it afresh.
-    let reusable = info.kind != Kind::Gen2 && p.read_at.elapsed() < FRESH;
-    let history = p.history.take().filter(|_| reusable);
-    let mut op = match p.op.take() {
-        Some(op) => op,
-        None => match Recorded::begin(ctx, profile, &info).await {
-            Ok(op) => op,
-            Err(e) => {
-                let result = recorded::unrecorded(&key, &info, &e);
-                return (info.capacity, done(result));
-            }
-        },
-    };
-    let opts = match p.deadline() {
-        Some(deadline) => capacity::within(&p.opts, deadline),
-        None => p.opts,
-    };
-    let watched = Watched {
-        inner: p.item.as_ref(),
-        accepted,
-    };
-    let result = op.attempt(ctx, profile, &watched, &opts, history).await;
-    let rejected = match &result {
-        Ok(outcome) => outcome.rejected.clone(),
-        Err(_) => None,
-    };
-    if let Some(service) = rejected {
-        p.op = Some(op);
-        return (info.capacity, Step::Rejected(Box::new(p), service));
-    }
-    let result = op.finish(&key, &info, result, p.capacity_wait).await;
-    (info.capacity.clone(), done(result))
-}
-
-/// Ends every waiting item whose capacity is still held when its timeout has passed.
-async fn give_up_held<'c>(
-    ctx: &Context<'c>,
-    profile: &str,
-    planned: &mut Vec<Planned<'_, 'c>>,
-    states: &mut [State],
-    holds: &Holds,
-    keys: &[String],
-    now: Instant,
-) {
-    let mut i = 0;
-    while i < planned.len() {
-        let p = &planned[i];
-        let service = holds.holding(&p.item.info().capacity);
-        let (Some(service), Some(deadline)) = (service, p.deadline()) else {
-            i += 1;
-            continue;
-        };
-        if now < deadline {
-            i += 1;
-            continue;
-        }
-        let mut p = planned.remove(i);
-        let info = p.item.info().clone();
-        let key = &keys[p.index];
-        p.hold(now);
-        let waited = p.capacity_wait + p.held_since.map_or(Duration::ZERO, |t| now - t);
-        let outcome = capacity::given_up(&info, service, waited);
-        tracing::error!(
-            "{key}: {}; help: {}",
-            outcome.error_message.as_deref().unwrap_or_default(),
-            capacity::HELP
-        );
-        let op = match p.op.take() {
-            Some(op) => Ok(op),
-            None => Recorded::begin(ctx, profile, &info).await,
-        };
-        let result = match op {
-            Ok(op) => op.finish(key, &info, Ok(outcome), waited).await,
-            Err(e) => recorded::unrecorded(key, &info, &e),
-        };
-        states[p.index] = State::Done(Box::new(result));
-    }
-}
-
-/// A resolved item waiting for its dependencies, a slot, or its capacity.
-struct Planned<'a, 'c> {
-    index: usize,
-    item: Box<dyn Refreshable + 'a>,
-    opts: Options,
-    expected: f64,
-    history: Option<Vec<Run>>,
-    read_at: Instant,
-    /// Its row, once a try was rejected by its capacity.
-    op: Option<Recorded<'c>>,
-    /// When its `timeout` began: its first try, or when it first waited for its held capacity.
-    clock: Option<Instant>,
-    /// Since when it waits for its held capacity.
-    held_since: Option<Instant>,
-    /// How long it waited for its capacity before its current try.
-    capacity_wait: Duration,
-    /// Its current try probes its held capacity.
-    probe: bool,
-}
-
-impl Planned<'_, '_> {
-    /// When its `timeout` ends, once it began.
-    fn deadline(&self) -> Option<Instant> {
-        self.clock.map(|c| c + self.opts.wait.timeout)
-    }
-
-    /// It waits for its held capacity from `now` (if not already).
-    fn hold(&mut self, now: Instant) {
-        self.clock.get_or_insert(now);
-        self.held_since.get_or_insert(now);
-    }
-
-    /// A try starts at `now`.
-    fn start(&mut self, now: Instant) {
-        self.clock.get_or_insert(now);
-        if let Some(since) = self.held_since.take() {
-            self.capacity_wait += now - since;
-        }
     }
 }
 
