@@ -58,15 +58,18 @@ impl Holds {
         }
     }
 
-    /// `capacity` rejected an item (its probe, or one started before it was held): it is held
-    /// for the next wait of its back-off (an item rejected while others wait adds nothing).
+    /// `capacity` rejected an item: the item that first finds it rejecting, or its probe, holds
+    /// it for the next wait of its back-off; an item started before the hold began, rejected
+    /// while another probes or waits, adds nothing.
     pub(super) fn rejected(
         &mut self,
         capacity: &str,
         service: ServiceError,
+        probe: bool,
         wait: &WaitOptions,
         now: Instant,
     ) {
+        let new = !self.held.contains_key(capacity);
         let hold = self
             .held
             .entry(capacity.to_owned())
@@ -74,11 +77,11 @@ impl Holds {
                 since: now,
                 until: now,
                 backoff: Backoff::new(wait),
-                probing: true,
+                probing: false,
                 last: ServiceError::default(),
             });
         hold.last = service;
-        if hold.probing {
+        if new || probe {
             let pause = hold.backoff.next();
             hold.until = now + pause;
             hold.probing = false;
@@ -210,9 +213,9 @@ mod tests {
         let mut holds = Holds::default();
         let t0 = Instant::now();
         assert!(holds.admits("a", t0));
-        holds.rejected("a", ServiceError::default(), &opts, t0);
+        holds.rejected("a", ServiceError::default(), false, &opts, t0);
         // A second item started before the hold, rejected too: the wait does not grow.
-        holds.rejected("a", ServiceError::default(), &opts, t0);
+        holds.rejected("a", ServiceError::default(), false, &opts, t0);
         assert!(!holds.admits("a", t0 + Duration::from_secs(29)));
         assert!(holds.admits("b", t0), "other capacities go on");
         assert_eq!(
@@ -229,7 +232,10 @@ mod tests {
             None,
             "a probe's answer wakes the scheduler"
         );
-        holds.rejected("a", ServiceError::default(), &opts, t1);
+        // Another item started before the hold comes back rejected: the probe is still out.
+        holds.rejected("a", ServiceError::default(), false, &opts, t1);
+        assert!(!holds.admits("a", t1 + Duration::from_secs(30)));
+        holds.rejected("a", ServiceError::default(), true, &opts, t1);
         assert_eq!(
             holds.next_end(["a"], t1),
             Some(t1 + Duration::from_secs(60))
@@ -244,7 +250,7 @@ mod tests {
         holds.release("a", t2 + Duration::from_secs(1));
         assert!(holds.admits("a", t2));
         assert!(holds.holding("a").is_none());
-        holds.rejected("b", ServiceError::default(), &opts, t2);
+        holds.rejected("b", ServiceError::default(), false, &opts, t2);
         let totals = holds.totals(t2 + Duration::from_secs(5));
         assert_eq!(
             totals,

@@ -210,7 +210,7 @@ pub(crate) async fn run<'c>(
                     }
                     Step::Rejected(mut p, service) => {
                         let now = Instant::now();
-                        holds.rejected(&capacity, service, &p.opts.wait, now);
+                        holds.rejected(&capacity, service, p.probe, &p.opts.wait, now);
                         p.hold(now);
                         states[p.index] = State::Waiting;
                         planned.push(*p);
