@@ -62,7 +62,7 @@ pub(crate) struct ClientStats {
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Stats {
-    /// Answers with status 429 on any emulated route (rate limit or fault).
+    /// Answers with status 429 on any emulated route (rate limit, fault, or a rejecting capacity).
     pub too_many_requests: u64,
     /// Calls refused by the rate limit.
     pub rate_limited: u64,

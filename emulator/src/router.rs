@@ -173,6 +173,10 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/_emulator/stats", get(control::load::stats))
         .route("/_emulator/capacities", get(control::load::capacities))
         .route(
+            "/_emulator/capacities/{capacity_id}/reject",
+            post(control::load::reject),
+        )
+        .route(
             "/_emulator/faults",
             post(control::add_fault)
                 .get(control::list_faults)

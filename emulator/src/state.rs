@@ -16,6 +16,7 @@ use crate::refresh::{Plan, Refresh};
 use crate::scenario::{
     self, DataflowBehaviour, DurationSpec, JobBehaviour, RefreshBehaviour, Scenario, Workspace,
 };
+use crate::surge::Surge;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
@@ -232,6 +233,8 @@ pub(crate) struct World {
     pub stats: Stats,
     /// The lag a fault gives what the call being served starts.
     pub lag: Option<Lag>,
+    /// Capacities rejecting new refreshes, and how many each rejected.
+    pub surge: Surge,
 }
 
 impl World {
@@ -293,6 +296,7 @@ impl World {
             log: Vec::new(),
             counts: BTreeMap::new(),
             lag: None,
+            surge: Surge::seed(scenario, start),
         };
         // Seeded running refreshes hold their slots: count them in the peaks.
         world.admit(start);

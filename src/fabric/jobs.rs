@@ -70,6 +70,9 @@ pub enum Started {
     },
     /// The outcome is unknown (5xx or a lost response).
     Ambiguous(String),
+    /// The capacity refused it (`CapacityLimitExceeded`: surge protection or an overload); no job
+    /// instance was created.
+    CapacityRejected(ServiceError),
 }
 
 const SP_REFUSED_HELP: &str = "Fabric refuses service principals for this dataflow's refresh job: run pbiops with a managed identity profile, or refresh the dataflow from a Fabric data pipeline (Dataflow activity) that the principal can run";
@@ -126,6 +129,9 @@ impl Fabric<'_> {
             }
             other => other?,
         };
+        if response.capacity_rejected() {
+            return Ok(Started::CapacityRejected(response.service_error()));
+        }
         if response.status >= 500 {
             return Ok(Started::Ambiguous(response.service_error().to_string()));
         }

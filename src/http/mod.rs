@@ -14,6 +14,10 @@
 //! transport failure: retried within the budget for idempotent calls, and for a trigger
 //! ([`Retry::ThrottleOnly`]) an [`Error::Unavailable`], which its caller treats as ambiguous.
 //!
+//! A 429 whose body says `CapacityLimitExceeded` is not API throttling but a capacity refusing new
+//! work (surge protection, overload): it neither pauses the shared pace nor is retried here; it
+//! comes back as a response, and the trigger's caller holds the capacity (`refresh`).
+//!
 //! Two failures are never retried, because the network path itself refuses the connection and
 //! will again (`network`): a TLS certificate the client does not trust, and a proxy answering
 //! 407. They end the call at once as [`Error::Network`] (exit 9), naming the host and the fix.
@@ -26,17 +30,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use backon::BackoffBuilder;
-use reqwest::header::HeaderMap;
-use serde::de::DeserializeOwned;
 
-use crate::error::{Error, ServiceError};
+use crate::error::Error;
 use crate::settings::{HttpBudget, Network};
 
 mod body;
 mod network;
 pub(crate) mod pace;
+mod response;
 use body::Failure;
 use pace::Pace;
+pub use response::Response;
 
 /// Default cap on one response body (32 MiB): the largest real answers (a refresh history of 60
 /// entries, a workspace's items) are well under 1 MiB.
@@ -62,100 +66,6 @@ pub enum Retry {
     /// Calls with side effects: 429 only. A 5xx comes back as a response; a network error as
     /// [`Error::Unavailable`]; the caller decides whether the call took effect.
     ThrottleOnly,
-}
-
-/// A fully read response.
-#[derive(Debug)]
-pub struct Response {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body text.
-    pub body: String,
-}
-
-impl Response {
-    /// Whether the status is 2xx.
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// A header's value as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// The body as JSON, or an error saying which call returned what: a body that is not JSON
-    /// at all is the network's or a proxy's doing (unavailable, exit 6); JSON of another shape
-    /// is an API change or a pbiops bug.
-    pub fn json<T: DeserializeOwned>(&self, action: &str) -> Result<T, Error> {
-        serde_json::from_str(&self.body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                Error::Unavailable {
-                    action: action.to_string(),
-                    attempts: 1,
-                    last: format!(
-                        "HTTP {}: the answer is not JSON ({})",
-                        self.status,
-                        body::describe_text(&self.body)
-                    ),
-                }
-            }
-            _ => Error::Rejected {
-                action: action.to_string(),
-                service: ServiceError {
-                    status: Some(self.status),
-                    code: Some("UnexpectedResponse".into()),
-                    message: Some(format!("the response body could not be read: {e}")),
-                    request_id: self.header("RequestId").map(String::from),
-                },
-                help: Some(
-                    "this is a pbiops bug or an API change; please report it with the request id"
-                        .into(),
-                ),
-            },
-        })
-    }
-
-    /// What the service said, from any of its error envelopes.
-    pub fn service_error(&self) -> ServiceError {
-        let value: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
-        let text = |v: &serde_json::Value| v.as_str().map(String::from);
-        // Power BI: {"error":{"code","message"}} or {"error":{"code","pbi.error":{details}}};
-        // Fabric: {"errorCode","message","requestId"}; Entra ID: {"error","error_description"}.
-        // `Message` (ASP.NET's casing, e.g. a 404 for an unknown route) is read like `message`.
-        let err = &value["error"];
-        let code = text(&err["code"])
-            .or_else(|| text(&value["errorCode"]))
-            .or_else(|| text(err));
-        let message = text(&err["message"])
-            .or_else(|| text(&err["Message"]))
-            .or_else(|| text(&err["pbi.error"]["details"][0]["detail"]["value"]))
-            .or_else(|| text(&value["message"]))
-            .or_else(|| text(&value["Message"]))
-            .or_else(|| text(&value["error_description"]))
-            .or_else(|| {
-                let body = self.body.trim();
-                (!body.is_empty() && !body.starts_with('{'))
-                    .then(|| body.chars().take(200).collect())
-            })
-            .map(|m| m.lines().next().unwrap_or_default().trim().to_string());
-        ServiceError {
-            status: Some(self.status),
-            code,
-            message,
-            request_id: self
-                .header("RequestId")
-                .or_else(|| self.header("x-ms-request-id"))
-                .map(String::from)
-                .or_else(|| text(&value["requestId"]))
-                .or_else(|| text(&value["correlation_id"])),
-        }
-    }
 }
 
 /// Counters for the run's metrics.
@@ -273,6 +183,11 @@ impl Http {
                 Ok(response) => {
                     let status = response.status;
                     tracing::debug!(endpoint, status, attempt, "http");
+                    if response.capacity_rejected() {
+                        // The capacity's refusal, not the API's budget: nobody else is paused,
+                        // and the caller (a trigger) holds the capacity and tries again later.
+                        return Ok(response);
+                    }
                     let throttled = status == 429;
                     if throttled {
                         self.count(endpoint, true);
@@ -433,67 +348,6 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Response {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.insert(*k, v.parse().expect("header"));
-        }
-        Response {
-            status,
-            headers: map,
-            body: body.into(),
-        }
-    }
-
-    #[test]
-    fn reads_every_error_envelope() {
-        let pbi = response(
-            400,
-            r#"{"error":{"code":"InvalidRequest","message":"Another refresh request is already executing"}}"#,
-            &[("RequestId", "r1")],
-        );
-        let e = pbi.service_error();
-        assert_eq!(
-            (e.code.as_deref(), e.request_id.as_deref()),
-            (Some("InvalidRequest"), Some("r1"))
-        );
-        let pbi_error = response(
-            401,
-            r#"{"error":{"code":"PowerBINotAuthorizedException","pbi.error":{"code":"PowerBINotAuthorizedException","details":[{"code":"DetailsMessage","detail":{"type":1,"value":"not a member"}}]}}}"#,
-            &[],
-        );
-        assert_eq!(
-            pbi_error.service_error().message.as_deref(),
-            Some("not a member")
-        );
-        let fabric = response(
-            400,
-            r#"{"requestId":"f1","errorCode":"BadRequest","message":"bad"}"#,
-            &[],
-        );
-        let e = fabric.service_error();
-        assert_eq!(
-            (e.code.as_deref(), e.request_id.as_deref()),
-            (Some("BadRequest"), Some("f1"))
-        );
-        let entra = response(
-            401,
-            r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x","error_codes":[7000215]}"#,
-            &[],
-        );
-        let e = entra.service_error();
-        assert_eq!(e.code.as_deref(), Some("invalid_client"));
-        assert_eq!(
-            e.message.as_deref(),
-            Some("AADSTS7000215: Invalid client secret provided.")
-        );
-        let html = response(502, "<html>Bad Gateway</html>", &[]);
-        assert_eq!(
-            html.service_error().message.as_deref(),
-            Some("<html>Bad Gateway</html>")
-        );
-    }
 
     #[test]
     fn retry_after_accepts_seconds_and_dates() {

@@ -21,7 +21,8 @@ pub enum Status {
     TimedOut,
     /// Triggered without waiting (`wait: false`).
     Triggered,
-    /// Not triggered, by policy (`ifRunning: skip`, or nothing to cancel).
+    /// Not triggered, by policy (`ifRunning: skip`, or nothing to cancel), or never accepted
+    /// (no capacity slot came free, the capacity kept rejecting it).
     Skipped,
     /// Still running when our wait timed out.
     Running,
@@ -81,6 +82,10 @@ pub struct Outputs {
     /// How long this run waited, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait_seconds: Option<f64>,
+    /// How long the item waited for its capacity to accept the refresh, in seconds (its
+    /// capacity rejected new refreshes: surge protection, overload); absent when it did not wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_wait_seconds: Option<f64>,
     /// The service's error code, or pbiops's own (e.g. `RefreshDropped`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
@@ -177,6 +182,10 @@ pub struct Outputs {
     /// refresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub makespan_seconds: Option<f64>,
+    /// `dataset.refresh` with `targets`, `dataflow.refresh` (cascade): per capacity that rejected
+    /// new refreshes, how long it was held (no item of it started), in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_hold_seconds: Option<std::collections::BTreeMap<String, f64>>,
     /// Refresh operations and `preflight`: one row per check (capacity, data source, …) with its
     /// verdict.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,7 @@ use crate::error::{Error, ExitCode};
 use crate::refresh::fleet::{self, Limits, Node};
 use crate::refresh::items::Catalog;
 use crate::refresh::runner::{self, Options};
-use crate::refresh::summary::{self, TargetResult};
+use crate::refresh::summary;
 use crate::refresh::{Kind, Outcome, Refreshable, lineage};
 use crate::settings::Profile;
 use crate::task::{
@@ -140,7 +140,8 @@ pub(super) async fn dataflow(
         nodes
             .iter()
             .map(|n| fleet::skipped(n, &root_key, &ended))
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     };
     let cascade = summary::summarize(results, &task.output_file, out);
     Ok(if code == ExitCode::Success {
@@ -193,7 +194,7 @@ pub(super) async fn fleet(
         max_parallel: task.max_parallel,
         max_per_capacity: task.max_per_capacity,
     };
-    let results: Vec<TargetResult> = fleet::run(ctx, &profile.name, nodes, limits).await;
+    let results = fleet::run(ctx, &profile.name, nodes, limits).await;
     out.makespan_seconds = Some(super::outputs::secs(began.elapsed().as_secs_f64()));
     Ok(summary::summarize(results, &task.output_file, out))
 }

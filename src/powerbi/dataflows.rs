@@ -125,6 +125,9 @@ impl PowerBi<'_> {
         if response.is_success() {
             return Ok(Trigger::Accepted(String::new()));
         }
+        if response.capacity_rejected() {
+            return Ok(Trigger::CapacityRejected(response.service_error()));
+        }
         if response.status >= 500 {
             return Ok(Trigger::Ambiguous(response.service_error().to_string()));
         }

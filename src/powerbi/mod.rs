@@ -28,6 +28,9 @@ pub enum Trigger {
     AlreadyRunning(ServiceError),
     /// The outcome is unknown (5xx or a lost response): the refresh may or may not have started.
     Ambiguous(String),
+    /// The capacity refused it (`CapacityLimitExceeded`: surge protection or an overload); nothing
+    /// started.
+    CapacityRejected(ServiceError),
 }
 
 /// One API call: what it is (for metrics and errors) and what to send.
@@ -223,6 +226,9 @@ impl<'a> PowerBi<'a> {
                     "the service accepted the refresh but returned no id".into(),
                 )),
             };
+        }
+        if response.capacity_rejected() {
+            return Ok(Trigger::CapacityRejected(response.service_error()));
         }
         if response.status >= 500 {
             return Ok(Trigger::Ambiguous(response.service_error().to_string()));

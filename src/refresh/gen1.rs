@@ -69,6 +69,7 @@ impl Refreshable for Gen1<'_> {
                 Ok(Trigger::Accepted(_)) => Triggered::Accepted(None),
                 Ok(Trigger::AlreadyRunning(service)) => Triggered::Busy(service),
                 Ok(Trigger::Ambiguous(why)) => Triggered::Ambiguous(why),
+                Ok(Trigger::CapacityRejected(service)) => Triggered::CapacityRejected(service),
                 Err(Error::Rejected {
                     action, service, ..
                 }) if service.code.as_deref() == Some(DAILY_LIMIT) => {

@@ -62,6 +62,7 @@ impl Refreshable for Gen2<'_> {
                         ..Run::seed(id)
                     })),
                     Started::Ambiguous(why) => Triggered::Ambiguous(why),
+                    Started::CapacityRejected(service) => Triggered::CapacityRejected(service),
                 },
             )
         })

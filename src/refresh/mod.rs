@@ -9,11 +9,14 @@
 //!
 //! - [`runner`]: one item, end to end, returning an [`Outcome`];
 //! - [`fleet`]: many items with dependencies, capacity limits and one pacing budget;
+//! - [`capacity`]: a capacity that rejects new refreshes (surge protection, overload) is held
+//!   and probed again with a back-off, for one item and in a fleet;
 //! - [`lineage`]: `then: downstream`, the dataflow → dataflow → model graph of a cascade;
 //! - [`items`]: name or id → a resolved item of the right kind, with one resolution pass;
 //! - [`model`], [`gen1`], [`gen2`]: the kinds.
 
 mod admission;
+mod capacity;
 pub(crate) mod fleet;
 pub(crate) mod follow;
 mod gen1;
@@ -185,6 +188,10 @@ pub(crate) enum Triggered {
     Busy(ServiceError),
     /// The outcome is unknown (5xx, a lost or unreadable response): it may have started.
     Ambiguous(String),
+    /// The item's capacity refused it (surge protection, or an overload): nothing started, so
+    /// there is nothing to watch; the capacity is held and the trigger tried again later
+    /// ([`capacity`]).
+    CapacityRejected(ServiceError),
 }
 
 /// A refreshable kind of item. Object-safe, so a fleet holds any mix.

@@ -90,6 +90,7 @@ impl Refreshable for Model<'_> {
                     })),
                     Trigger::AlreadyRunning(service) => Triggered::Busy(service),
                     Trigger::Ambiguous(why) => Triggered::Ambiguous(why),
+                    Trigger::CapacityRejected(service) => Triggered::CapacityRejected(service),
                 },
             )
         })

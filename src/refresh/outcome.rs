@@ -1,7 +1,7 @@
 //! The typed outcome of one item's refresh, and the one place it becomes Kestra outputs.
 
 use super::{ItemInfo, Run};
-use crate::error::ExitCode;
+use crate::error::{ExitCode, ServiceError};
 use crate::ops::outputs::{Outputs, Status, secs};
 use crate::powerbi::wire::RefreshObjectStatus;
 
@@ -38,6 +38,11 @@ pub(crate) struct Outcome {
     pub expected_seconds: Option<f64>,
     /// Whether the run took longer than nine in ten of those.
     pub overran: Option<bool>,
+    /// The item's capacity refused the trigger (surge protection, overload) and nothing started:
+    /// what it said. The caller holds the capacity and tries again ([`super::capacity`]).
+    pub rejected: Option<ServiceError>,
+    /// How long the item waited for its capacity to accept the refresh.
+    pub capacity_wait_seconds: Option<f64>,
 }
 
 impl Outcome {
@@ -59,6 +64,8 @@ impl Outcome {
             cancel_requested: false,
             expected_seconds: None,
             overran: None,
+            rejected: None,
+            capacity_wait_seconds: None,
         }
     }
 
@@ -117,6 +124,7 @@ impl Outcome {
         out.cancel_requested = self.cancel_requested.then_some(true);
         out.expected_seconds = self.expected_seconds;
         out.overran = self.overran;
+        out.capacity_wait_seconds = self.capacity_wait_seconds;
     }
 }
 

@@ -43,7 +43,8 @@ pub(crate) struct Options {
 }
 
 /// Refreshes `item` as `profile` and returns how it ended; `out` receives the item and, as soon
-/// as it is known, the run's id (printed and recorded at once).
+/// as it is known, the run's id (printed and recorded at once). While the item's capacity rejects
+/// the trigger (surge protection), it waits and tries again within `timeout` (`capacity`).
 pub(crate) async fn refresh(
     ctx: &Context<'_>,
     profile: &str,
@@ -51,10 +52,12 @@ pub(crate) async fn refresh(
     opts: &Options,
     out: &mut Outputs,
 ) -> Result<Outcome, Error> {
-    refresh_with(ctx, profile, item, opts, None, out).await
+    super::capacity::single(ctx, profile, item, opts, out).await
 }
 
-/// [`refresh`], with the item's recent runs when they were just read (a fleet's planning).
+/// One try of [`refresh`], with the item's recent runs when they were just read (a fleet's
+/// planning). A trigger its capacity rejects ends it with an outcome whose `rejected` is set:
+/// nothing started, and the caller holds the capacity.
 pub(crate) async fn refresh_with(
     ctx: &Context<'_>,
     profile: &str,
@@ -382,6 +385,9 @@ impl<'a, 'c> Follower<'a, 'c> {
                     // None showed within the grace period (it ended meanwhile): try again.
                     last = service;
                     busy = true;
+                }
+                Triggered::CapacityRejected(service) => {
+                    return Ok(self.capacity_rejected(service));
                 }
                 Triggered::Ambiguous(why) => {
                     busy = false;

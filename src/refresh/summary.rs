@@ -47,6 +47,9 @@ pub struct TargetResult {
     /// The refresh's duration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
+    /// How long it waited for its capacity to accept it (the capacity rejected new refreshes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_wait_seconds: Option<f64>,
     /// The run's exit code for this item.
     pub exit_code: i32,
     /// Error code (`UpstreamNotCompleted` for a skipped item).
@@ -86,6 +89,7 @@ impl TargetResult {
             request_id: None,
             attached: None,
             duration_seconds: None,
+            capacity_wait_seconds: None,
             exit_code: 0,
             error_code: None,
             error_message: None,
@@ -124,12 +128,34 @@ pub(super) fn of_item(key: &str, info: &ItemInfo) -> TargetResult {
     r
 }
 
-/// The summary every fleet and cascade gives: counts, statuses, the file, the entries.
-pub(crate) fn summarize(
-    results: Vec<TargetResult>,
-    file: &std::path::Path,
-    out: &mut Outputs,
-) -> ExitCode {
+/// What a fleet or a cascade ran: one entry per item, and per capacity that rejected new
+/// refreshes, the seconds it was held.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// One entry per item, in the order given.
+    pub targets: Vec<TargetResult>,
+    /// Capacity id → seconds held.
+    pub holds: std::collections::BTreeMap<String, f64>,
+}
+
+impl From<Vec<TargetResult>> for Report {
+    fn from(targets: Vec<TargetResult>) -> Report {
+        Report {
+            targets,
+            holds: Default::default(),
+        }
+    }
+}
+
+/// The summary every fleet and cascade gives: counts, statuses, the file, the entries, the holds.
+pub(crate) fn summarize(report: Report, file: &std::path::Path, out: &mut Outputs) -> ExitCode {
+    let Report {
+        targets: results,
+        holds,
+    } = report;
+    if !holds.is_empty() {
+        out.capacity_hold_seconds = Some(holds);
+    }
     let failed = results.iter().filter(|r| r.exit_code != 0).count();
     let mut by_status = std::collections::BTreeMap::new();
     for r in &results {

@@ -7,6 +7,7 @@
 mod alerts;
 mod auth;
 mod auth_methods;
+mod capacity;
 mod claims;
 mod contract;
 mod dataflows;

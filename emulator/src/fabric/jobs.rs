@@ -9,6 +9,7 @@ use super::{FabricCaller, caller, fabric_error, fabric_time, page, workspace as 
 use crate::jobs::Job;
 use crate::scenario::{FabricItem, JobOutcome, Workspace};
 use crate::state::{AppState, Principal, real_seconds};
+use crate::surge;
 use crate::wire::{base_url, json_response};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
@@ -147,6 +148,13 @@ pub(crate) async fn run(
         ));
     }
     let now = world.settle_all();
+    if world.surge.rejects(workspace.capacity_id.as_deref(), now) {
+        return Err(fabric_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            surge::CODE,
+            surge::MESSAGE,
+        ));
+    }
     let scale = world.clock.scale();
     let behaviour = world
         .item_behaviours
@@ -201,6 +209,13 @@ pub(crate) async fn get(
     let workspace = find_workspace(&state, &caller, &workspace_id)?;
     let item = find_item(workspace, &item_id)?;
     let now = world.settle_all();
+    if world.surge.rejects(workspace.capacity_id.as_deref(), now) {
+        return Err(fabric_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            surge::CODE,
+            surge::MESSAGE,
+        ));
+    }
     let scale = world.clock.scale();
     let job = world
         .job_mut(&job_id)
@@ -265,6 +280,13 @@ pub(crate) async fn cancel(
     let workspace = find_workspace(&state, &caller, &workspace_id)?;
     let item = find_item(workspace, &item_id)?;
     let now = world.settle_all();
+    if world.surge.rejects(workspace.capacity_id.as_deref(), now) {
+        return Err(fabric_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            surge::CODE,
+            surge::MESSAGE,
+        ));
+    }
     let scale = world.clock.scale();
     let job = world
         .job_mut(&job_id)

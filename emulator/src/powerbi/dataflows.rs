@@ -8,6 +8,7 @@ use super::{caller, workspace as find_workspace};
 use crate::dataflow::{self, DAILY_LIMIT_CODE, DAILY_LIMIT_MESSAGE, Transaction};
 use crate::scenario::{Dataflow, TransactionOutcome, Workspace};
 use crate::state::{AppState, World};
+use crate::surge;
 use crate::wire::{self, Collection, base_url, history_time, json_response};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -233,6 +234,10 @@ pub(crate) async fn refresh(
                 "Invalid value '{kind}' for query parameter processType: expected default or processFull"
             )));
         }
+    }
+    let now = world.now();
+    if world.surge.rejects(workspace.capacity_id.as_deref(), now) {
+        return Err(surge::pbi_rejection());
     }
     start(&mut world, workspace, dataflow, "api").map_err(|r| r.response(&dataflow.id))?;
     Ok(StatusCode::OK.into_response())

@@ -8,6 +8,7 @@ use super::{caller, dataset as find_dataset, workspace as find_workspace};
 use crate::history::new_refresh;
 use crate::refresh::{Ended, Plan};
 use crate::state::AppState;
+use crate::surge;
 use crate::wire::{
     self, Collection, HistoryItem, REQUEST_ID, RefreshDetail, base_url, json_response,
 };
@@ -53,10 +54,14 @@ pub(crate) async fn trigger(
             "Enhanced refresh is not supported on shared capacity",
         ));
     }
+    let now = world.now();
+    // Surge protection rejects new background operations before anything else about them.
+    if world.surge.rejects(workspace.capacity_id.as_deref(), now) {
+        return Err(surge::pbi_rejection());
+    }
     if world.running_refresh(&dataset.id).is_some() {
         return Err(wire::invalid_request(BUSY));
     }
-    let now = world.now();
     if !workspace.dedicated_capacity {
         let since = now
             .saturating_sub(SignedDuration::from_hours(24))

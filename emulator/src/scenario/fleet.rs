@@ -23,6 +23,21 @@ pub struct Capacity {
     /// Listed by `GET /capacities` (false: the caller has no access to it, so it is not listed).
     #[serde(default = "super::default_true")]
     pub listed: bool,
+    /// A period when the capacity rejects every new refresh (surge protection, or an overload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejecting: Option<Rejecting>,
+}
+
+/// When a capacity rejects new background operations: from `from` seconds after the emulator
+/// starts, for `seconds` (both on the emulator's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rejecting {
+    /// Emulator seconds after the start when it begins (default 0: at once).
+    #[serde(default)]
+    pub from: f64,
+    /// How many emulator seconds it lasts (> 0).
+    pub seconds: f64,
 }
 
 /// At most `requests` accepted calls per client id in any `perSeconds` of the emulator's clock.
@@ -48,6 +63,16 @@ pub(super) fn validate(scenario: &Scenario) -> Result<(), String> {
         }
         if capacity.dataflow_concurrency == Some(0) {
             return Err(format!("{at}.dataflowConcurrency: must be at least 1"));
+        }
+        if let Some(r) = &capacity.rejecting {
+            if !(r.from.is_finite() && r.from >= 0.0) {
+                return Err(format!(
+                    "{at}.rejecting.from: must be a non-negative number"
+                ));
+            }
+            if !(r.seconds.is_finite() && r.seconds > 0.0) {
+                return Err(format!("{at}.rejecting.seconds: must be a positive number"));
+            }
         }
     }
     if let Some(limit) = &scenario.rate_limit {
@@ -197,6 +222,7 @@ impl Fleet {
                     dataflow_concurrency: None,
                     state: None,
                     listed: true,
+                    rejecting: None,
                 })
                 .collect(),
             rate_limit: self.rate_limit,
@@ -275,6 +301,14 @@ mod tests {
                 "rateLimit.perSeconds",
             ),
             (r#"{"timeScale":0}"#, "timeScale"),
+            (
+                r#"{"capacities":[{"id":"c","concurrency":1,"rejecting":{"seconds":0}}]}"#,
+                "capacities[0].rejecting.seconds",
+            ),
+            (
+                r#"{"capacities":[{"id":"c","concurrency":1,"rejecting":{"from":-1,"seconds":5}}]}"#,
+                "capacities[0].rejecting.from",
+            ),
             (
                 r#"{"workspaces":[{"id":"w","name":"W","datasets":[{"id":"d","name":"D","historyCount":3}]}]}"#,
                 "workspaces[0].datasets[0].historyCount",

@@ -13,7 +13,9 @@ mod quirks;
 mod time;
 
 pub use duration::DurationSpec;
-pub use fleet::{Capacity, FLEET_CLIENT_ID, FLEET_SECRET, FLEET_TENANT, Fleet, RateLimit};
+pub use fleet::{
+    Capacity, FLEET_CLIENT_ID, FLEET_SECRET, FLEET_TENANT, Fleet, RateLimit, Rejecting,
+};
 pub use identity::{Certificate, ClientApp, FederatedCredential, ManagedIdentity, Tenant};
 pub use items::{
     Dataflow, DataflowBehaviour, DataflowRef, FabricItem, FailureReason, Flow, FlowAction,

@@ -17,4 +17,5 @@ mod load;
 mod managed;
 mod refreshes;
 mod support;
+mod surge;
 mod tokens;

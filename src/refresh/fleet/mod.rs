@@ -8,20 +8,30 @@
 //! so no capacity is overloaded while another idles. One token and one pace serve every item: a
 //! 429 slows all of them down (see `http`). Each item runs with the full single-item behaviour
 //! (the runner) and is recorded as its own operation.
+//!
+//! A capacity that rejects a trigger (surge protection, overload) is held (`capacity`): the
+//! rejected item goes back to waiting, its row kept, no other item of that capacity starts until
+//! one probe is accepted, and items on other capacities go on. Each entry reports the time it
+//! waited for its capacity, and the summary the time each capacity was held.
+
+mod hold;
+mod item;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use tokio::time::Instant;
 
-use super::runner::{self, Options};
-use super::summary::{TargetResult, of_item, skip};
-use super::{Kind, Refreshable, Run};
+use super::runner::Options;
+use super::summary::{Report, TargetResult, of_item, skip};
+use super::{Kind, Refreshable};
 use crate::error::{Error, ExitCode};
-use crate::ops::outputs::Outputs;
-use crate::ops::{Context, Recorder};
+use crate::ops::Context;
 use crate::wait::Aim;
+use hold::{Accepted, Holds};
+use item::{Planned, Step, attempt, give_up_held};
 
 /// How long a planning read of an item's runs is reused for its single-flight check and its
 /// wait instead of reading them again (one read per item per run, under the API's budget). A
@@ -63,13 +73,13 @@ enum State {
 }
 
 /// Runs every node, each as its own recorded operation, and returns one entry per node in the
-/// order given.
-pub(crate) async fn run(
-    ctx: &Context<'_>,
+/// order given, with the time each rejecting capacity was held.
+pub(crate) async fn run<'c>(
+    ctx: &Context<'c>,
     profile: &str,
     nodes: Vec<Node<'_>>,
     limits: Limits,
-) -> Vec<TargetResult> {
+) -> Report {
     let keys: Vec<String> = nodes.iter().map(|n| n.key.clone()).collect();
     let depends: Vec<Vec<usize>> = nodes.iter().map(|n| n.depends_on.clone()).collect();
     // An item others wait for is watched closely; the rest spend few calls (see `wait`).
@@ -110,7 +120,12 @@ pub(crate) async fn run(
                     opts: Options { aim, ..node.opts },
                     expected,
                     history: history.ok(),
-                    read_at: tokio::time::Instant::now(),
+                    read_at: Instant::now(),
+                    op: None,
+                    clock: None,
+                    held_since: None,
+                    capacity_wait: Duration::ZERO,
+                    probe: false,
                 });
             }
         }
@@ -130,47 +145,98 @@ pub(crate) async fn run(
         ..*ctx
     };
     let mut busy: HashMap<String, usize> = HashMap::new();
+    let mut holds = Holds::default();
+    let accepted = Accepted::default();
     let mut running = FuturesUnordered::new();
     loop {
+        let now = Instant::now();
+        give_up_held(
+            &child,
+            profile,
+            &mut planned,
+            &mut states,
+            &holds,
+            &keys,
+            now,
+        )
+        .await;
         skip_blocked(&mut states, &depends, &keys, &planned);
         planned.retain(|p| matches!(states[p.index], State::Waiting));
         while running.len() < limits.max_parallel {
-            let ready = |p: &Planned<'_>| {
-                depends[p.index]
-                    .iter()
-                    .all(|d| matches!(&states[*d], State::Done(r) if r.completed()))
-                    && limits.max_per_capacity.is_none_or(|max| {
-                        busy.get(&p.item.info().capacity).copied().unwrap_or(0) < max
-                    })
+            let ready = |p: &Planned<'_, '_>| {
+                let capacity = &p.item.info().capacity;
+                upstream_done(&states, &depends[p.index])
+                    && limits
+                        .max_per_capacity
+                        .is_none_or(|max| busy.get(capacity).copied().unwrap_or(0) < max)
+                    && holds.admits(capacity, now)
             };
             let Some(next) = planned.iter().position(ready) else {
                 break;
             };
-            let p = planned.remove(next);
+            let mut p = planned.remove(next);
             states[p.index] = State::Running;
             let capacity = p.item.info().capacity.clone();
             *busy.entry(capacity.clone()).or_default() += 1;
+            p.probe = holds.holding(&capacity).is_some();
+            holds.starting(&capacity);
+            p.start(now);
             let key = keys[p.index].clone();
             let deps: Vec<String> = depends[p.index].iter().map(|d| keys[*d].clone()).collect();
-            let child = &child;
-            running.push(async move {
-                // A Gen2 item has no "already running" answer to fall back on: read it afresh.
-                let reusable = p.item.info().kind != Kind::Gen2 && p.read_at.elapsed() < FRESH;
-                let history = p.history.filter(|_| reusable);
-                let mut r = run_one(child, profile, p.item.as_ref(), &p.opts, history, key).await;
-                r.depends_on = deps;
-                (p.index, capacity, r)
-            });
+            running.push(attempt(&child, profile, p, key, deps, &accepted));
         }
-        let Some((index, capacity, result)) = running.next().await else {
+        // An item ready but for its held capacity waits for it, and its timeout runs.
+        for p in planned.iter_mut() {
+            let capacity = &p.item.info().capacity;
+            if holds.holding(capacity).is_some() && upstream_done(&states, &depends[p.index]) {
+                p.hold(now);
+            }
+        }
+        let waiting = planned.iter().map(|p| p.item.info().capacity.as_str());
+        let deadlines = planned
+            .iter()
+            .filter(|p| holds.holding(&p.item.info().capacity).is_some())
+            .filter_map(Planned::deadline);
+        let wake = holds
+            .next_end(waiting, now)
+            .into_iter()
+            .chain(deadlines)
+            .min();
+        if running.is_empty() && wake.is_none() {
             break;
-        };
-        if let Some(n) = busy.get_mut(&capacity) {
-            *n -= 1;
         }
-        states[index] = State::Done(Box::new(result));
+        tokio::select! {
+            Some((capacity, step)) = running.next() => {
+                if let Some(n) = busy.get_mut(&capacity) {
+                    *n -= 1;
+                }
+                match step {
+                    Step::Done { index, probe, result } => {
+                        if probe {
+                            // It ended without a rejection: the capacity is not known to reject.
+                            holds.release(&capacity, Instant::now());
+                        }
+                        states[index] = State::Done(result);
+                    }
+                    Step::Rejected(mut p, service) => {
+                        let now = Instant::now();
+                        holds.rejected(&capacity, service, p.probe, &p.opts.wait, now);
+                        p.hold(now);
+                        states[p.index] = State::Waiting;
+                        planned.push(*p);
+                        planned.sort_by(|a, b| b.expected.total_cmp(&a.expected));
+                    }
+                }
+            }
+            () = accepted.notified() => {
+                for capacity in accepted.take() {
+                    holds.release(&capacity, Instant::now());
+                }
+            }
+            () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
+        }
     }
-    states
+    let targets = states
         .into_iter()
         .enumerate()
         .map(|(i, s)| match s {
@@ -184,17 +250,18 @@ pub(crate) async fn run(
                 r
             }
         })
-        .collect()
+        .collect();
+    Report {
+        targets,
+        holds: holds.totals(Instant::now()),
+    }
 }
 
-/// A resolved item waiting for its dependencies and a slot.
-struct Planned<'a> {
-    index: usize,
-    item: Box<dyn Refreshable + 'a>,
-    opts: Options,
-    expected: f64,
-    history: Option<Vec<Run>>,
-    read_at: tokio::time::Instant,
+/// Whether every item of `depends` completed (what an item waits for before it starts).
+fn upstream_done(states: &[State], depends: &[usize]) -> bool {
+    depends
+        .iter()
+        .all(|d| matches!(&states[*d], State::Done(r) if r.completed()))
 }
 
 /// Marks as skipped every waiting node with an upstream item that ended without completing.
@@ -202,7 +269,7 @@ fn skip_blocked(
     states: &mut [State],
     depends: &[Vec<usize>],
     keys: &[String],
-    planned: &[Planned<'_>],
+    planned: &[Planned<'_, '_>],
 ) {
     loop {
         let mut changed = false;
@@ -244,73 +311,4 @@ pub(crate) fn skipped(node: &Node<'_>, upstream: &str, ended: &str) -> TargetRes
         Err(_) => TargetResult::given(&node.key, &node.workspace, node.given.0, &node.given.1),
     };
     skip(r, upstream, ended)
-}
-
-/// One item, as its own recorded operation.
-pub(crate) async fn run_one(
-    ctx: &Context<'_>,
-    profile: &str,
-    item: &dyn Refreshable,
-    opts: &Options,
-    history: Option<Vec<Run>>,
-    key: String,
-) -> TargetResult {
-    let info = item.info();
-    let mut out = Outputs {
-        operation: Some(info.kind.operation()),
-        profile: Some(profile.to_string()),
-        ..Default::default()
-    };
-    let mut result = of_item(&key, info);
-    let recorder = match Recorder::begin(
-        ctx.store,
-        info.kind.operation(),
-        Some(profile),
-        None,
-        ctx.settings,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            result.exit_code = e.exit_code().code();
-            result.error_code = Some(e.code());
-            result.error_message = Some(crate::redact::scrub(&e.to_string()));
-            return result;
-        }
-    };
-    out.operation_id = recorder.id();
-    let child = Context {
-        recorder: &recorder,
-        ..*ctx
-    };
-    let (code, error) =
-        match runner::refresh_with(&child, profile, item, opts, history, &mut out).await {
-            Ok(outcome) => {
-                outcome.render(&mut out);
-                (outcome.exit, None)
-            }
-            Err(e) => {
-                tracing::error!("{key}: {e}");
-                (e.exit_code(), Some(e))
-            }
-        };
-    if let Err(e) = recorder.finish(&out, code, error.as_ref()).await {
-        tracing::error!("{key}: {e}");
-    }
-    result.status = out.status;
-    result.request_id = out.request_id.clone();
-    result.attached = out.attached;
-    result.duration_seconds = out.duration_seconds;
-    result.exit_code = code.code();
-    result.error_code = out
-        .error_code
-        .clone()
-        .or_else(|| error.as_ref().map(Error::code));
-    result.error_message = out
-        .error_message
-        .clone()
-        .or_else(|| error.as_ref().map(|e| crate::redact::scrub(&e.to_string())));
-    result.operation_id = out.operation_id;
-    result
 }
