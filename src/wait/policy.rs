@@ -240,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn economy_looks_once_at_the_typical_end_then_every_quarter_of_the_elapsed_time() {
+    fn economy_looks_first_between_median_and_p90_then_every_third_of_the_elapsed_time() {
         let p = PollPolicy {
             min: s(1.0),
             max: s(300.0),
@@ -253,21 +253,21 @@ mod tests {
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
-            p.next(s(400.0), 1.0),
-            s(200.0),
-            "to the median, not jittered"
+            p.next(s(500.0), 1.0),
+            s(250.0),
+            "to halfway between the median and p90, not jittered"
         );
         assert_eq!(
-            p.next(s(600.0), 0.0),
-            s(150.0),
-            "a quarter of the elapsed time"
+            p.next(s(750.0), 0.0),
+            s(250.0),
+            "a third of the elapsed time"
         );
         assert_eq!(p.next(s(2000.0), 0.0), s(300.0), "never above max");
         let blind = PollPolicy {
             expectation: None,
             ..p
         };
-        assert_eq!(blind.next(s(40.0), 0.0), s(10.0));
+        assert_eq!(blind.next(s(45.0), 0.0), s(15.0));
         assert_eq!(blind.next(s(1.0), 0.0), s(1.0), "never below min");
     }
 }
