@@ -21,30 +21,21 @@
 // getrusage is the one way to read a finished child's CPU time and peak RSS; it needs libc.
 #![allow(unsafe_code)]
 
-use std::process::Command;
+mod common;
+
 use std::time::Instant;
 
-use pbiops_emulator::scenario::{
-    DurationSpec, FLEET_CLIENT_ID, FLEET_SECRET, FLEET_TENANT, RateLimit,
-};
-use pbiops_emulator::{Fleet, Scenario};
 use serde_json::{Value, json};
 
 /// Models in the fleet (`FLEET_MODELS` overrides).
 fn models() -> usize {
-    std::env::var("FLEET_MODELS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200)
+    common::env_number("FLEET_MODELS", 200)
 }
 const CAPACITIES: usize = 4;
 const CONCURRENCY: u32 = 4;
 /// Calls per client and minute before the emulator answers 429 (`FLEET_RATE` overrides).
 fn rate() -> u32 {
-    std::env::var("FLEET_RATE")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(1200)
+    common::env_number("FLEET_RATE", 1200)
 }
 
 /// Refreshes queued in the service per capacity (`FLEET_QUEUE` overrides).
@@ -56,46 +47,10 @@ fn queued() -> u32 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fleet = Fleet {
-        models: models(),
-        capacities: CAPACITIES,
-        concurrency: CONCURRENCY,
-        seed: 20261124,
-        duration: DurationSpec::LogNormal {
-            median: 4.0,
-            sigma: 0.5,
-            min: Some(1.0),
-            max: Some(30.0),
-        },
-        history_count: 10,
-        time_scale: 1.0,
-        rate_limit: Some(RateLimit {
-            requests: rate(),
-            per_seconds: 60.0,
-        }),
-    };
-    let scenario: Scenario = fleet.build().expect("fleet scenario");
-    let json = serde_json::to_value(&scenario).expect("scenario json");
-    let targets: Vec<Value> = json["workspaces"]
-        .as_array()
-        .expect("workspaces")
-        .iter()
-        .flat_map(|w| {
-            w["datasets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(move |d| json!({"workspace": w["id"], "dataset": d["id"]}))
-        })
-        .collect();
-    let emulator = runtime
-        .block_on(pbiops_emulator::spawn(scenario, "127.0.0.1:0"))
-        .expect("emulator");
+    let runtime = common::runtime();
+    let fleet = common::night(models(), CAPACITIES, CONCURRENCY, rate());
+    let (scenario, targets) = common::scenario_and_targets(&fleet);
+    let emulator = common::emulator(&runtime, scenario);
     let base = emulator.base_url();
     let data_dir = tempfile::tempdir().expect("data dir");
     // Refreshes queued in the service per capacity (`FLEET_QUEUE`, default 3): a slot freed in
@@ -106,81 +61,24 @@ fn main() {
                       "outputFile": data_dir.path().join("targets.json")});
 
     let started = Instant::now();
-    // `FLEET_PROFILER` runs pbiops under a profiler, e.g. `perf record -g -o /tmp/fleet.data`.
-    let profiler = std::env::var("FLEET_PROFILER").unwrap_or_default();
-    let mut words = profiler.split_whitespace();
-    let mut command = match words.next() {
-        Some(program) => {
-            let mut c = Command::new(program);
-            c.args(words).arg(env!("CARGO_BIN_EXE_pbiops"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_pbiops")),
-    };
-    let output = command
-        .env_clear()
-        .env("PBIOPS_TENANT_ID", FLEET_TENANT)
-        .env("PBIOPS_CLIENT_ID", FLEET_CLIENT_ID)
-        .env("PBIOPS_CLIENT_SECRET", FLEET_SECRET)
-        .env("PBIOPS_AUTHORITY_URL", &base)
-        .env("PBIOPS_POWERBI_URL", format!("{base}/v1.0/myorg"))
+    let output = common::pbiops(&base)
         .env("PBIOPS_DATA_DIR", data_dir.path())
         .env("PBIOPS_TASK", task.to_string())
         .output()
         .expect("pbiops runs");
     let wall = started.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut outputs = serde_json::Map::new();
-    for line in stdout.lines() {
-        if let Some(Value::Object(mut v)) = line
-            .strip_prefix("::")
-            .and_then(|l| l.strip_suffix("::"))
-            .and_then(|l| serde_json::from_str(l).ok())
-        {
-            if let Some(Value::Object(o)) = v.remove("outputs") {
-                outputs.extend(o);
-            }
-        }
-    }
+    let outputs = common::outputs(&output.stdout);
 
-    let client = reqwest::blocking_free_get(&runtime, &format!("{base}/_emulator/refreshes"));
-    let stats = reqwest::blocking_free_get(&runtime, &format!("{base}/_emulator/stats"));
-    let log = reqwest::blocking_free_get(&runtime, &format!("{base}/_emulator/requests"));
-    let (mut work, mut longest, mut first_start, mut last_end) =
-        (0.0f64, 0.0f64, f64::INFINITY, 0.0f64);
-    for r in client
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["refreshType"] == "ViaApi")
-    {
-        let began = r["beganTime"].as_str().and_then(seconds);
-        let end = r["endTime"].as_str().and_then(seconds);
-        if let (Some(b), Some(e)) = (began, end) {
-            work += e - b;
-            longest = longest.max(e - b);
-            first_start = first_start.min(b);
-            last_end = last_end.max(e);
-        }
-    }
+    let refreshes = common::get_json(&runtime, &format!("{base}/_emulator/refreshes"));
+    let stats = common::get_json(&runtime, &format!("{base}/_emulator/stats"));
+    let log = common::get_json(&runtime, &format!("{base}/_emulator/requests"));
+    let (work, longest, service_span) = common::work(&common::api_refreshes(&refreshes));
     let bound = (work / (CAPACITIES as f64 * CONCURRENCY as f64)).max(longest);
     let makespan = outputs
         .get("makespanSeconds")
         .and_then(Value::as_f64)
         .unwrap_or(wall);
-    let throttled: Vec<f64> = log
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["status"] == 429)
-        .filter_map(|r| r["at"].as_str().and_then(seconds))
-        .collect();
-    let mut repeat_429 = 0;
-    for (i, t) in throttled.iter().enumerate() {
-        if throttled[..i].iter().any(|p| t - p < 60.0) {
-            repeat_429 += 1;
-        }
-    }
+    let (throttled, repeat_429) = common::throttled(&log);
     println!(
         "fleet: {} models, {CAPACITIES} capacities × {CONCURRENCY}, {} queued in the service per capacity, rate limit {} calls/min, exit code {:?}\n",
         models(),
@@ -209,10 +107,7 @@ fn main() {
         "| makespan / max(capacity bound, API-budget bound) | {:.3} |",
         makespan / lower
     );
-    println!(
-        "| refreshes run by the service, first start to last end (s) | {:.1} |",
-        last_end - first_start
-    );
+    println!("| refreshes run by the service, first start to last end (s) | {service_span:.1} |");
     println!(
         "| failed targets | {} |",
         outputs
@@ -220,23 +115,18 @@ fn main() {
             .and_then(Value::as_u64)
             .unwrap_or(u64::MAX)
     );
-    println!(
-        "| API calls (all routes) | {} |",
-        stats["routes"]
-            .as_object()
-            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
-    );
+    println!("| API calls (all routes) | {} |", common::api_calls(&stats));
     if let Some(routes) = stats["routes"].as_object() {
         for (route, n) in routes {
             let n = n.as_f64().unwrap_or_default();
             println!("| calls per model: {route} | {:.2} |", n / models() as f64);
         }
     }
-    println!("| 429 responses | {} |", throttled.len());
+    println!("| 429 responses | {throttled} |");
     println!("| 429s within 60 s of an earlier 429 | {repeat_429} |");
     println!(
         "| peak concurrency per capacity | {} |",
-        peak(&runtime, &base)
+        common::peak(&runtime, &base)
     );
     let (cpu, rss_mib) = child_usage();
     println!("| pbiops CPU time, user + system (s) | {cpu:.2} |");
@@ -255,35 +145,4 @@ fn child_usage() -> (f64, f64) {
         secs(usage.ru_utime) + secs(usage.ru_stime),
         usage.ru_maxrss as f64 / 1024.0,
     )
-}
-
-fn seconds(text: &str) -> Option<f64> {
-    text.parse::<jiff::Timestamp>()
-        .ok()
-        .map(|t| t.as_millisecond() as f64 / 1000.0)
-}
-
-fn peak(runtime: &tokio::runtime::Runtime, base: &str) -> String {
-    let caps = reqwest::blocking_free_get(runtime, &format!("{base}/_emulator/capacities"));
-    caps.as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| c["peak"].to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Tiny GET helper on the benchmark's runtime.
-mod reqwest {
-    pub fn blocking_free_get(runtime: &tokio::runtime::Runtime, url: &str) -> serde_json::Value {
-        runtime.block_on(async {
-            let text = ::reqwest::get(url)
-                .await
-                .expect("control call")
-                .text()
-                .await
-                .expect("body");
-            serde_json::from_str(&text).unwrap_or_default()
-        })
-    }
 }

@@ -138,20 +138,32 @@ impl Contract {
 }
 
 /// The operations an output's description limits it to: a leading "`op` / `op`:" naming only
-/// operations (e.g. "`dataset.status`: seconds since…"). Anything else limits nothing.
+/// operations (e.g. "`dataset.status`: seconds since…"); a description that gives the key a
+/// meaning per operation ("`history`: rows found; `dataset.refresh` with `targets`: models
+/// refreshed") names the operations of every such clause. Anything else limits nothing.
 fn operations_named(description: &str, operations: &BTreeSet<String>) -> Option<BTreeSet<String>> {
-    let (head, _) = description.split_once(':')?;
-    // The backticked words of the head: `a` / `b` with `c` → a, b, c.
-    let quoted: Vec<&str> = head.split('`').skip(1).step_by(2).collect();
-    if !head.starts_with('`') || !quoted.first().is_some_and(|q| operations.contains(*q)) {
-        return None;
+    let mut named = BTreeSet::new();
+    for (i, clause) in description.split(';').enumerate() {
+        let clause = clause.trim_start();
+        let Some((head, _)) = clause.split_once(':') else {
+            continue;
+        };
+        // The backticked words of the head: `a` / `b` with `c` → a, b, c.
+        let quoted: Vec<&str> = head.split('`').skip(1).step_by(2).collect();
+        if !head.starts_with('`') || !quoted.first().is_some_and(|q| operations.contains(*q)) {
+            if i == 0 {
+                return None;
+            }
+            continue;
+        }
+        named.extend(
+            quoted
+                .into_iter()
+                .filter(|q| operations.contains(*q))
+                .map(str::to_string),
+        );
     }
-    let named: BTreeSet<String> = quoted
-        .into_iter()
-        .filter(|q| operations.contains(*q))
-        .map(str::to_string)
-        .collect();
-    Some(named)
+    (!named.is_empty()).then_some(named)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,6 +305,7 @@ fn forbidden_type(ty: &str, pattern: &str) -> bool {
 const COMMANDS: &str = "io.kestra.plugin.scripts.shell.Commands";
 const DOCKER: &str = "io.kestra.plugin.scripts.runner.docker.Docker";
 const SUBFLOW: &str = "io.kestra.plugin.core.flow.Subflow";
+const PARALLEL: &str = "io.kestra.plugin.core.flow.Parallel";
 const TEAMS: &str = "io.kestra.plugin.notifications.teams.TeamsIncomingWebhook";
 const SLACK: &str = "io.kestra.plugin.notifications.slack.SlackIncomingWebhook";
 const LOG: &str = "io.kestra.plugin.core.log.Log";
@@ -332,6 +345,12 @@ const TASK_TYPES: &[(&str, &[&str], &[&str])] = &[
             "restartBehavior",
         ],
         &["namespace", "flowId"],
+    ),
+    // K-1.3 `Parallel`; `failFast` exists only in later versions.
+    (
+        PARALLEL,
+        &["tasks", "concurrent", "errors", "finally"],
+        &["tasks"],
     ),
     (TEAMS, &["url", "payload"], &["url", "payload"]),
     (SLACK, &["url", "payload"], &["url", "payload"]),
@@ -1402,6 +1421,7 @@ impl Lint<'_> {
         match ty.as_str() {
             COMMANDS => self.commands(&id, h, timeout, &mut info),
             SUBFLOW => self.subflow(&id, h, &mut info),
+            PARALLEL => self.branches(&id, h),
             TEAMS | SLACK => self.webhook(&id, h),
             _ => {}
         }
@@ -1764,6 +1784,12 @@ impl Lint<'_> {
                     ("DURATION", None) => Value::from(3600.0).to_string(),
                     ("BOOL", None) => Value::from(true).to_string(),
                     ("INT", None) => Value::from(1).to_string(),
+                    // Kestra parses a JSON input's value (a string) as JSON.
+                    ("JSON", Some(d)) => d
+                        .as_str()
+                        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                        .unwrap_or(Value::Null)
+                        .to_string(),
                     (_, Some(d)) => yaml_json(d).to_string(),
                     (_, None) => Value::from("Sample").to_string(),
                 };
@@ -1802,6 +1828,20 @@ impl Lint<'_> {
                     Some(id),
                     format!("Subflow: {ns}.{flow_id} requires input `{input}`"),
                 );
+            }
+        }
+    }
+
+    /// The tasks a flowable task runs (`tasks`, `errors`, `finally`), linted like the flow's own.
+    fn branches(&mut self, id: &str, h: &yaml_rust2::yaml::Hash) {
+        for branch in ["tasks", "errors", "finally"] {
+            match get(h, branch).map(Yaml::as_vec) {
+                Some(Some(list)) if branch != "tasks" || !list.is_empty() => self.task_list(list),
+                Some(_) => self.problem(
+                    Some(id),
+                    format!("`{branch}` must be a non-empty list of tasks"),
+                ),
+                None => {}
             }
         }
     }
@@ -2185,6 +2225,8 @@ fn the_flows_pass_the_offline_lint() {
         "weekly-inventory",
         "power-automate-refresh",
         "freshness-gate",
+        "night-fanout",
+        "fleet-worker",
     ] {
         assert!(
             names.contains(format!("kestra/flows/{expected}.yml").as_str()),
@@ -2645,6 +2687,23 @@ fn lint_checks_secrets_and_webhooks() {
     broken("| toJson }} }", "}} }", &["task `alert`: payload: `{{"]);
 }
 
+/// Lints `caller.yml` beside the base flow `t.yml` (which it may call as a subflow).
+fn lint_with_base(caller: &str) -> Vec<String> {
+    let sources = [
+        Source {
+            name: "t.yml".into(),
+            expected_id: None,
+            text: GOOD.into(),
+        },
+        Source {
+            name: "caller.yml".into(),
+            expected_id: None,
+            text: caller.into(),
+        },
+    ];
+    lint_sources(&sources, &BTreeMap::new())
+}
+
 #[test]
 fn lint_checks_subflow_calls_against_the_called_flow() {
     let caller = r#"
@@ -2661,19 +2720,7 @@ tasks:
     type: io.kestra.plugin.core.log.Log
     message: "{{ outputs.call.outputs.state }}"
 "#;
-    let sources = [
-        Source {
-            name: "t.yml".into(),
-            expected_id: None,
-            text: GOOD.into(),
-        },
-        Source {
-            name: "caller.yml".into(),
-            expected_id: None,
-            text: caller.into(),
-        },
-    ];
-    let problems = lint_sources(&sources, &BTreeMap::new());
+    let problems = lint_with_base(caller);
     for e in [
         "caller.yml: task `call`: Subflow input `model` is not an input of company.pbiops.t",
         "caller.yml: task `call`: Subflow: company.pbiops.t requires input `dataset`",
@@ -2685,6 +2732,56 @@ tasks:
             problems.join("\n")
         );
     }
+}
+
+#[test]
+fn lint_checks_the_tasks_inside_a_parallel() {
+    let caller = r#"
+id: caller
+namespace: company.pbiops
+tasks:
+  - id: workers
+    type: io.kestra.plugin.core.flow.Parallel
+    failFast: true
+    tasks:
+      - id: call
+        type: io.kestra.plugin.core.flow.Subflow
+        namespace: company.pbiops
+        flowId: t
+        inputs:
+          model: Sales Model
+      - id: call
+        type: io.kestra.plugin.core.flow.ForEach
+  - id: empty
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks: []
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ outputs.call.outputs.status }} {{ outputs.workers.vars.status }}"
+"#;
+    let problems = lint_with_base(caller);
+    for e in [
+        "caller.yml: task `workers`: task: unknown property `failFast`",
+        "caller.yml: task `call`: Subflow input `model` is not an input of company.pbiops.t",
+        "caller.yml: task `call`: duplicate id",
+        "caller.yml: task `call`: type `io.kestra.plugin.core.flow.ForEach`: ForEach is removed",
+        "caller.yml: task `empty`: `tasks` must be a non-empty list of tasks",
+        "caller.yml: task `log`: `outputs.workers.vars.status`: task `workers` does not run pbiops",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(e)),
+            "expected {e:?}, got:\n{}",
+            problems.join("\n")
+        );
+    }
+    // The subflow inside the Parallel is known to the output checks: its declared output passes.
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.contains("outputs.call.outputs.status")),
+        "{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -2785,6 +2882,14 @@ fn small_parsers() {
     );
     assert_eq!(
         operations_named("`token.refresh` / `credentials.check`: how many", &ops).map(|s| s.len()),
+        Some(2)
+    );
+    assert_eq!(
+        operations_named(
+            "`dataset.status`: age; `token.refresh` with `within`: renewed",
+            &ops
+        )
+        .map(|s| s.len()),
         Some(2)
     );
     assert_eq!(operations_named("`SemanticModel`.", &ops), None);

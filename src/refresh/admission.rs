@@ -1,18 +1,40 @@
 //! Capacity admission across processes: with a store and `maxParallelPerCapacity`, a run takes
 //! one of the capacity's slots (shared by every worker using the store, handed out in order of
 //! arrival) before it triggers, renews it while its refresh runs, and gives it back at the end.
-//! A worker that dies stops renewing, and its slot returns to the others within [`SLOT_TTL`].
+//! A worker that dies stops renewing, and its slot returns to the others within the slot lease
+//! ([`slot_lease`], `PBIOPS_SLOT_LEASE`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::ItemInfo;
 use crate::error::Error;
 use crate::store::{Slot, Store};
 
+/// How long a slot or a place in the queue lasts without renewal, unless `PBIOPS_SLOT_LEASE`
+/// says otherwise: long enough that a store slow for a minute does not lose a live worker's
+/// slot, short enough that a dead worker's slots return within a couple of minutes.
+pub(crate) const DEFAULT_SLOT_LEASE: Duration = Duration::from_secs(120);
+
+/// The lease of this process, in milliseconds (set once from the settings).
+static SLOT_LEASE_MS: AtomicU64 = AtomicU64::new(DEFAULT_SLOT_LEASE.as_millis() as u64);
+
+/// Sets the slot lease for the process (`PBIOPS_SLOT_LEASE`, checked by the settings).
+pub(crate) fn set_slot_lease(lease: Duration) {
+    let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+    SLOT_LEASE_MS.store(ms, Ordering::Relaxed);
+}
+
 /// How long a slot or a place in the queue lasts without renewal.
-pub(crate) const SLOT_TTL: Duration = Duration::from_secs(120);
-/// How often a holder renews its slot.
-const RENEW_EVERY: Duration = Duration::from_secs(30);
+pub(crate) fn slot_lease() -> Duration {
+    Duration::from_millis(SLOT_LEASE_MS.load(Ordering::Relaxed))
+}
+
+/// How often a holder renews its slot: four times per lease, so three renewals in a row can
+/// fail (a store restarting) before the slot lapses.
+fn renew_every() -> Duration {
+    slot_lease() / 4
+}
 
 /// A capacity slot held by this run.
 pub(crate) struct Admission<'a> {
@@ -35,7 +57,7 @@ pub(crate) async fn admit<'a>(
     let mut told = None;
     loop {
         match store
-            .take_slot(&info.capacity, limit, holder, SLOT_TTL)
+            .take_slot(&info.capacity, limit, holder, slot_lease())
             .await?
         {
             Slot::Taken(slot) => {
@@ -75,10 +97,10 @@ impl Admission<'_> {
     pub(crate) async fn hold<T>(self, work: impl Future<Output = T>) -> T {
         let renew = async {
             loop {
-                tokio::time::sleep(RENEW_EVERY).await;
+                tokio::time::sleep(renew_every()).await;
                 if let Err(e) = self
                     .store
-                    .renew_slot(&self.capacity, self.slot, self.holder, SLOT_TTL)
+                    .renew_slot(&self.capacity, self.slot, self.holder, slot_lease())
                     .await
                 {
                     tracing::warn!("{e}; retrying at the next renewal");

@@ -15,7 +15,7 @@
 //! - [`items`]: name or id → a resolved item of the right kind, with one resolution pass;
 //! - [`model`], [`gen1`], [`gen2`]: the kinds.
 
-mod admission;
+pub(crate) mod admission;
 mod capacity;
 pub(crate) mod fleet;
 pub(crate) mod follow;

@@ -53,6 +53,9 @@ Environment:
   PBIOPS_TOKEN_KEY                32 bytes, base64: encrypts stored tokens (AES-256-GCM)
   PBIOPS_LEGACY_TOKEN_TABLE       also append Power BI tokens to this table (log.BearerTokens)
   PBIOPS_LEGACY_TOKEN_MAX_LENGTH  that table's bearerToken column size [1300]
+  PBIOPS_SLOT_LEASE               how long a capacity slot (maxParallelPerCapacity) outlives a
+                                  worker that stopped renewing it; renewed every quarter of it
+                                  [PT2M, between PT10S and PT1H]
   KESTRA_EXECUTION_ID             recorded with each operation, as are KESTRA_TASKRUN_ID,
                                   KESTRA_FLOW_ID and KESTRA_NAMESPACE
   PBIOPS_LOG_FORMAT               kestra, text or json [kestra unless stdout is a terminal]
@@ -92,6 +95,7 @@ struct RawSettings {
     token_key: Option<String>,
     legacy_token_table: Option<String>,
     legacy_token_max_length: Option<String>,
+    slot_lease: Option<String>,
     cloud: Option<String>,
     ca_file: Option<String>,
 }
@@ -398,6 +402,7 @@ impl Settings {
                     ));
                 }
                 crate::http::set_max_response_bytes(mebibytes << 20);
+                crate::refresh::admission::set_slot_lease(slot_lease(raw.slot_lease.as_deref())?);
                 store_settings(&raw, &foreign)?
             },
             kestra: KestraIds {
@@ -637,6 +642,29 @@ fn duration_var(variable: &str, value: Option<&str>, default: Duration) -> Resul
                 )
             }),
     }
+}
+
+/// Shortest and longest `PBIOPS_SLOT_LEASE`: below 10 s every holder would write to the store
+/// every couple of seconds; above an hour a dead worker's slots would be lost for the night.
+const SLOT_LEASE_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(10), Duration::from_secs(3600));
+
+/// `PBIOPS_SLOT_LEASE`, checked.
+fn slot_lease(value: Option<&str>) -> Result<Duration, Error> {
+    let lease = duration_var(
+        "PBIOPS_SLOT_LEASE",
+        value,
+        crate::refresh::admission::DEFAULT_SLOT_LEASE,
+    )?;
+    let (min, max) = SLOT_LEASE_BOUNDS;
+    if lease < min || lease > max {
+        return Err(Error::setting(
+            "PBIOPS_SLOT_LEASE",
+            format!("{} s is outside PT10S..PT1H", lease.as_secs_f64()),
+            "a dead worker's capacity slots return after the lease, and every holder renews every quarter of it: keep the default (PT2M) or stay between PT10S and PT1H",
+        ));
+    }
+    Ok(lease)
 }
 
 /// An endpoint variable, checked, when it is set.
@@ -891,5 +919,34 @@ mod tests {
         }
         let s = settings(&[("PBIOPS_HTTP_TIMEOUT", "PT24H")]);
         assert_eq!(s.http.timeout, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn a_slot_lease_outside_its_bounds_is_refused_naming_the_variable() {
+        for (value, hint) in [
+            ("5", "PT10S"),
+            ("PT2H", "PT1H"),
+            ("soon", "ISO-8601"),
+            ("0", "ISO-8601"),
+        ] {
+            let mut all = vars(&[("PBIOPS_SLOT_LEASE", value)]);
+            all.push(("PBIOPS_ODBC".into(), "none".into()));
+            match Settings::from_vars(all) {
+                Err(Error::Settings { variable, help, .. }) => {
+                    assert_eq!(variable, "PBIOPS_SLOT_LEASE", "{value}");
+                    assert!(help.contains(hint), "{value}: {help}");
+                }
+                other => panic!("PBIOPS_SLOT_LEASE={value}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            slot_lease(Some("PT20S")).ok(),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(slot_lease(Some("45")).ok(), Some(Duration::from_secs(45)));
+        assert_eq!(
+            slot_lease(None).ok(),
+            Some(crate::refresh::admission::DEFAULT_SLOT_LEASE)
+        );
     }
 }
