@@ -17,7 +17,7 @@ use super::{Kind, Outcome, Run};
 use crate::error::{Error, ExitCode};
 use crate::ops::outputs::{Outputs, Status, secs};
 use crate::task::OnTimeout;
-use crate::wait::{self, Expectation, Poll, PollPolicy, Waited};
+use crate::wait::{self, Aim, Expectation, Poll, PollPolicy, Waited};
 
 impl Follower<'_, '_> {
     /// Announces the run's id, then waits for it to end (unless `wait` is false).
@@ -169,7 +169,12 @@ impl Follower<'_, '_> {
             min: self.opts.wait.poll_min,
             max: self.opts.wait.poll_max,
             expectation: self.expectation,
-            aim: self.opts.aim,
+            // Once the service has throttled this run, its API budget is what binds a fleet:
+            // every call saved lets another item start sooner.
+            aim: match self.opts.aim {
+                Aim::Economy if self.ctx.http.stats().throttled > 0 => Aim::Frugal,
+                aim => aim,
+            },
         }
     }
 

@@ -32,6 +32,8 @@ const BLIND: f64 = 0.1;
 const JITTER: f64 = 0.1;
 /// Economy, past the first look: the interval as a fraction of the elapsed time.
 const ECONOMY: f64 = 1.0 / 3.0;
+/// Frugal, past the first look: the interval as a fraction of the elapsed time.
+const FRUGAL: f64 = 0.5;
 
 /// What a wait optimizes for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +44,9 @@ pub enum Aim {
     /// The fewest calls: a first look where most recent runs had ended, then every third of the
     /// time elapsed.
     Economy,
+    /// Economy once the service has throttled the run (its API budget is what binds the night):
+    /// a first look where nine in ten recent runs had ended, then every half of the time elapsed.
+    Frugal,
 }
 
 /// What the history predicts of a refresh's duration.
@@ -123,13 +128,21 @@ impl PollPolicy {
         let jittered = match (self.aim, self.expectation) {
             (Aim::Promptness, None) => BLIND * t * (1.0 - JITTER * u),
             (Aim::Economy, None) => ECONOMY * t * (1.0 - JITTER * u),
-            (Aim::Economy, Some(e)) => {
-                let first = (e.median.as_secs_f64() + e.p90.as_secs_f64()) / 2.0;
+            (Aim::Frugal, None) => FRUGAL * t * (1.0 - JITTER * u),
+            (Aim::Economy | Aim::Frugal, Some(e)) => {
+                let (first, fraction) = if self.aim == Aim::Frugal {
+                    (e.p90.as_secs_f64(), FRUGAL)
+                } else {
+                    (
+                        (e.median.as_secs_f64() + e.p90.as_secs_f64()) / 2.0,
+                        ECONOMY,
+                    )
+                };
                 if t + min < first {
                     // Straight to the first look (the caller caps each sleep at `max`).
                     first - t
                 } else {
-                    ECONOMY * t * (1.0 - JITTER * u)
+                    fraction * t * (1.0 - JITTER * u)
                 }
             }
             (Aim::Promptness, Some(e)) => {
@@ -268,6 +281,13 @@ mod tests {
             ..p
         };
         assert_eq!(blind.next(s(45.0), 0.0), s(15.0));
+        let frugal = PollPolicy {
+            aim: Aim::Frugal,
+            ..p
+        };
+        assert_eq!(frugal.next(s(700.0), 0.0), s(200.0), "to p90");
+        assert_eq!(frugal.next(s(900.0), 0.0), s(300.0), "half, capped at max");
+        assert_eq!(frugal.next(s(400.0), 0.0), s(300.0), "capped at max");
         assert_eq!(blind.next(s(1.0), 0.0), s(1.0), "never below min");
     }
 }
