@@ -3,8 +3,16 @@
 //! arrival) before it triggers, renews it while its refresh runs, and gives it back at the end.
 //! A worker that dies stops renewing, and its slot returns to the others within the slot lease
 //! ([`slot_lease`], `PBIOPS_SLOT_LEASE`).
+//!
+//! Asking costs the store a handful of statements, so the asking is kept small: within one
+//! process, one run per capacity stands in the store's queue at a time and the others wait their
+//! turn in the process (in order), and a run far back in the queue asks less often. Without
+//! that, a fan-out of four fleets kept ~80 waiters asking twice a second, and the store and the
+//! machine spent their time answering them instead of handing slots on.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use super::ItemInfo;
@@ -36,6 +44,33 @@ fn renew_every() -> Duration {
     slot_lease() / 4
 }
 
+/// The longest pause between two requests of a run waiting far back in the queue.
+const MAX_ASK_EVERY: Duration = Duration::from_secs(5);
+
+/// Per capacity, the turn to stand in the store's queue for runs of this process.
+static TURNS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Mutex::default);
+
+/// The process's turn for `capacity` (a fair lock: first come, first served).
+fn turn(capacity: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut turns = TURNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    turns
+        .entry(capacity.to_ascii_lowercase())
+        .or_default()
+        .clone()
+}
+
+/// How long to wait before asking again with `ahead` runs queued before this one, for `limit`
+/// slots: `step` at the head of the queue, longer further back (a slot frees for it only after
+/// `ahead / limit` rounds of the runs before it).
+fn ask_every(step: Duration, ahead: usize, limit: usize) -> Duration {
+    let rounds = 1 + ahead / limit.max(1);
+    step.saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX))
+        .min(MAX_ASK_EVERY.max(step))
+}
+
 /// A capacity slot held by this run.
 pub(crate) struct Admission<'a> {
     store: &'a Store,
@@ -54,9 +89,14 @@ pub(crate) async fn admit<'a>(
     step: Duration,
     deadline: tokio::time::Instant,
 ) -> Result<Option<Admission<'a>>, Error> {
+    // One run of this process at a time stands in the store's queue for the capacity.
+    let turn = turn(&info.capacity);
+    let Ok(_turn) = tokio::time::timeout_at(deadline, turn.lock()).await else {
+        return Ok(None);
+    };
     let mut told = None;
     loop {
-        match store
+        let wait = match store
             .take_slot(&info.capacity, limit, holder, slot_lease())
             .await?
         {
@@ -80,15 +120,16 @@ pub(crate) async fn admit<'a>(
                     );
                     told = Some(ahead);
                 }
+                ask_every(step, ahead, limit)
             }
-        }
-        if tokio::time::Instant::now() + step > deadline {
+        };
+        if tokio::time::Instant::now() + wait > deadline {
             if let Err(e) = store.release_slot(&info.capacity, None, holder).await {
                 tracing::warn!("{e}; the place in the queue lapses on its own");
             }
             return Ok(None);
         }
-        tokio::time::sleep(step).await;
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -119,5 +160,40 @@ impl Admission<'_> {
             tracing::warn!("{e}; the slot lapses on its own");
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_far_back_in_the_queue_asks_less_often_within_bounds() {
+        let step = Duration::from_millis(500);
+        assert_eq!(ask_every(step, 0, 5), step, "at the head: every step");
+        assert_eq!(ask_every(step, 4, 5), step, "within the first round");
+        assert_eq!(ask_every(step, 10, 5), Duration::from_millis(1500));
+        assert_eq!(ask_every(step, 500, 5), MAX_ASK_EVERY, "never past the cap");
+        assert_eq!(
+            ask_every(step, 3, 0),
+            Duration::from_secs(2),
+            "no slot: rounds of one"
+        );
+        let slow = Duration::from_secs(8);
+        assert_eq!(ask_every(slow, 100, 1), slow, "never below the step itself");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_of_one_process_take_their_turn_for_a_capacity_in_order() {
+        let turn_a = turn("Cap-X");
+        let first = turn_a.lock().await;
+        let turn_b = turn("cap-x");
+        assert!(
+            turn_b.try_lock().is_err(),
+            "the same capacity, whatever its case"
+        );
+        assert!(turn("cap-y").try_lock().is_ok(), "another capacity is free");
+        drop(first);
+        assert!(turn_b.try_lock().is_ok());
     }
 }
