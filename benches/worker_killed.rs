@@ -168,7 +168,12 @@ fn episode(
     let retry = worker(group_a, "bench-killed-a")
         .spawn()
         .expect("worker A again");
-    let (b, retry) = (finish(b), finish(retry));
+    // Both outputs are read at once: a child whose pipe nobody reads blocks when it fills.
+    let (b, retry) = std::thread::scope(|scope| {
+        let b = scope.spawn(move || finish(b));
+        let retry = scope.spawn(move || finish(retry));
+        (b.join().expect("B"), retry.join().expect("retry"))
+    });
 
     let refreshes = common::get_json(runtime, &format!("{base}/_emulator/refreshes"));
     let api = common::api_refreshes(&refreshes);

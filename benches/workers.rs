@@ -114,10 +114,21 @@ fn run(runtime: &tokio::runtime::Runtime, workers: usize, per_capacity: usize, r
                 .expect("pbiops starts")
         })
         .collect();
+    // Every child's output is read at once, each on its own thread: a child whose pipe nobody
+    // reads blocks on its next log line when the pipe fills, and the night waits for it.
+    let outputs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let readers: Vec<_> = children
+            .into_iter()
+            .map(|child| scope.spawn(move || child.wait_with_output().expect("pbiops ends")))
+            .collect();
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("reader"))
+            .collect()
+    });
     let mut exit_codes = Vec::new();
     let mut failed = 0;
-    for child in children {
-        let output = child.wait_with_output().expect("pbiops ends");
+    for output in outputs {
         exit_codes.push(
             output
                 .status
