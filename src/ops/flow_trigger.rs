@@ -64,7 +64,7 @@ pub(super) async fn run(
         let outcome = match earlier {
             None => None,
             Some(Earlier::Adopt(outcome)) => Some(outcome),
-            Some(Earlier::Follow(run)) => {
+            Some(Earlier::Follow { run, .. }) => {
                 Some(runner::follow_earlier(ctx, item.as_ref(), &opts, run, out).await?)
             }
             Some(Earlier::Unnamed { started_at }) => {

@@ -133,7 +133,22 @@ pub(crate) async fn admit<'a>(
     }
 }
 
-impl Admission<'_> {
+impl<'a> Admission<'a> {
+    /// A slot taken over from an earlier attempt of the same task run.
+    pub(crate) fn inherited(
+        store: &'a Store,
+        capacity: String,
+        slot: i64,
+        holder: i64,
+    ) -> Admission<'a> {
+        Admission {
+            store,
+            capacity,
+            slot,
+            holder,
+        }
+    }
+
     /// Runs `work` while renewing the slot, then gives the slot back.
     pub(crate) async fn hold<T>(self, work: impl Future<Output = T>) -> T {
         let renew = async {

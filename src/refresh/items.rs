@@ -326,20 +326,38 @@ pub(crate) async fn earlier_attempt(
         }));
     };
     let seen = item.status(&Run::seed(request_id.as_str())).await?;
+    // Its capacity slot passes to this run before its row closes (a closed row frees its slots
+    // for anyone): the refresh it started still runs on the capacity.
+    let slot = match (opts.per_capacity, ctx.recorder.id()) {
+        (Some(_), Some(me)) => store
+            .hand_over_slots(row.id, me, super::admission::slot_lease())
+            .await?
+            .into_iter()
+            .next(),
+        _ => None,
+    };
     store.abandon_operation(row.id, ctx.recorder.id()).await?;
     Ok(match seen {
         Some(run) if run.status.is_none() => {
             tracing::info!(request_id = %request_id, "operation {} (started {}) was following this refresh when it stopped; reattaching", row.id, row.started_at);
-            Some(Earlier::Follow(run))
+            Some(Earlier::Follow { run, slot })
         }
         Some(run) => {
             tracing::info!(request_id = %request_id, "operation {} stopped before its refresh ended; it has ended since: reporting that", row.id);
+            if let (Some((capacity, slot)), Some(me)) = (slot, ctx.recorder.id()) {
+                if let Err(e) = store.release_slot(&capacity, Some(slot), me).await {
+                    tracing::warn!("{e}; the slot lapses on its own");
+                }
+            }
             Some(Earlier::Adopt(Outcome::adopted(&run, item)))
         }
         // Not listed (yet: a history lags): follow it by id; the wait's grace decides.
         None => {
             tracing::info!(request_id = %request_id, "operation {} was following this refresh when it stopped; the service does not list it yet: following it", row.id);
-            Some(Earlier::Follow(Run::seed(request_id.as_str())))
+            Some(Earlier::Follow {
+                run: Run::seed(request_id.as_str()),
+                slot,
+            })
         }
     })
 }

@@ -78,8 +78,18 @@ pub(crate) async fn refresh_with(
     let mut follower = Follower::new(ctx, item, opts, history, deadline);
     match super::items::earlier_attempt(ctx, profile, item, opts).await? {
         Some(Earlier::Adopt(outcome)) => return Ok(outcome),
-        Some(Earlier::Follow(run)) => {
-            return follower.follow(Target::Run(run), true, out).await;
+        Some(Earlier::Follow { run, slot }) => {
+            // The earlier attempt's slot came with its refresh: held while following it.
+            let inherited = ctx.store.zip(ctx.recorder.id()).zip(slot);
+            let follow = follower.follow(Target::Run(run), true, out);
+            return match inherited {
+                Some(((store, me), (capacity, slot))) => {
+                    admission::Admission::inherited(store, capacity, slot, me)
+                        .hold(follow)
+                        .await
+                }
+                None => follow.await,
+            };
         }
         // It stopped before the service named its run: a run that began after it did, through
         // the API, is the one it started.
@@ -162,7 +172,12 @@ pub(crate) async fn follow_earlier(
 /// What an earlier attempt of the same task run left behind.
 pub(crate) enum Earlier {
     /// Its run is still going: follow it.
-    Follow(Run),
+    Follow {
+        /// The run.
+        run: Run,
+        /// The capacity slot (capacity, slot) the earlier attempt held, now this run's.
+        slot: Option<(String, i64)>,
+    },
     /// It ended (or the earlier attempt completed the item): report that.
     Adopt(Outcome),
     /// It stopped before its run had an id: a run it started began after `started_at`.

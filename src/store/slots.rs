@@ -245,4 +245,44 @@ impl Store {
         )
         .await
     }
+
+    /// Hands the slots `from` holds over to `to` (a retry taking over from the attempt it
+    /// follows), renewed for `ttl`, and returns them (capacity, slot): the refresh the earlier
+    /// attempt started still runs on its capacity, so its slot must not come free.
+    pub async fn hand_over_slots(
+        &self,
+        from: i64,
+        to: i64,
+        ttl: Duration,
+    ) -> Result<Vec<(String, i64)>, Error> {
+        let d = self.dialect();
+        let hand_over = d.update(SLOTS.name, &["holder", "expires_at"], &[Cond::Eq("holder")]);
+        let held = d.select(
+            SLOTS.name,
+            &["capacity", "slot"],
+            &[Cond::Eq("holder")],
+            &[],
+            false,
+        );
+        let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_mins(2));
+        let (from, to) = (from.to_string(), to.to_string());
+        self.call(
+            &format!("take over the slots of operation {from}"),
+            move |s| {
+                let until = now().saturating_add(ttl).unwrap_or_else(|_| now());
+                s.execute(
+                    &hand_over,
+                    &[
+                        Value::text(&to),
+                        Value::Time(Some(until)),
+                        Value::text(&from),
+                    ],
+                )?;
+                s.query(&held, &[Value::text(&to)], |c| {
+                    Ok((c.required_text()?, c.int()?.unwrap_or_default()))
+                })
+            },
+        )
+        .await
+    }
 }

@@ -186,3 +186,96 @@ async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
     );
     assert_eq!(requests_to(&emu, "refresh.post").await.len(), 4);
 }
+
+/// A worker killed while its fleet target runs: the retry takes over the dead attempt's capacity
+/// slot with the refresh it follows, so another worker waiting for the capacity does not start
+/// a second refresh on it meanwhile (`maxParallelPerCapacity: 1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_keeps_the_capacity_slot_of_the_refresh_it_follows() {
+    let mut s = scenario();
+    s["capacities"] = json!([{"id": "cap-pool", "concurrency": 8}]);
+    s["workspaces"]
+        .as_array_mut()
+        .expect("workspaces")
+        .push(json!({
+            "id": "a0000000-0000-4000-8000-0000000000c1", "name": "Pool", "dedicatedCapacity": true,
+            "capacityId": "cap-pool", "datasets": [
+                {"id": "d0000000-0000-4000-8000-000000000201", "name": "Long", "refresh": {}},
+                {"id": "d0000000-0000-4000-8000-000000000202", "name": "Short", "refresh": {"durationSeconds": 0.2}}
+            ]
+        }));
+    let emu = emulator(s).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let setup = run(
+        Input::Env(json!({"operation": "history"})),
+        &kestra_store_env(&emu, dir.path(), "setup"),
+    )
+    .await;
+    assert_eq!(setup.code, 0, "{}", setup.stdout);
+    let fleet = |model: &str| {
+        json!({"operation": "dataset.refresh", "maxParallelPerCapacity": 1,
+               "poll": {"min": 0.02, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S",
+               "targets": [{"workspace": "Pool", "dataset": model}]})
+    };
+    let env_a = kestra_store_env(&emu, dir.path(), "exec-kill");
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"))
+        .env_clear()
+        .envs(env_a.iter().cloned())
+        .env("PBIOPS_TASK", fleet("Long").to_string())
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("first run");
+    until_requests(&emu, "the first run to follow its refresh", |log| {
+        log.iter()
+            .filter(|r| r["route"] == "refresh.history")
+            .count()
+            > 3
+    })
+    .await;
+    first.kill().await.expect("kill -9");
+    let seen = requests(&emu).await.len();
+    let retry = {
+        let (env, task) = (env_a.clone(), fleet("Long"));
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    until_requests(&emu, "the retry to follow the refresh", |log| {
+        log.len() > seen + 3
+    })
+    .await;
+    let other = {
+        let (env, task) = (kestra_store_env(&emu, dir.path(), "exec-b"), fleet("Short"));
+        tokio::spawn(async move { run(Input::Env(task), &env).await })
+    };
+    // The other worker is waiting for the capacity, not triggering: the retry holds the slot.
+    let seen = requests(&emu).await.len();
+    until_requests(&emu, "both runs to look at the service a while", |log| {
+        log.len() > seen + 10
+    })
+    .await;
+    assert_eq!(
+        requests_to(&emu, "refresh.post").await.len(),
+        1,
+        "no second refresh on the capacity while the followed one runs"
+    );
+    complete_refresh(&emu, "d0000000-0000-4000-8000-000000000201", "Completed").await;
+    let (retry, other) = (retry.await.expect("retry"), other.await.expect("other"));
+    assert_eq!(
+        (retry.code, other.code),
+        (0, 0),
+        "{}\n---\n{}",
+        retry.stdout,
+        other.stdout
+    );
+    assert_eq!(requests_to(&emu, "refresh.post").await.len(), 2);
+    let capacities = control(&emu, "GET", "capacities", None).await;
+    let pool = capacities
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["id"] == "cap-pool")
+        .expect("cap-pool");
+    assert_eq!(pool["peak"], 1, "one refresh at a time: {pool}");
+}
