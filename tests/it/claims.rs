@@ -125,17 +125,10 @@ async fn two_runs_on_one_gen2_dataflow_start_one_job() {
     );
 }
 
-/// Two runs sharing a store, each refreshing two models of one capacity with
-/// `maxParallelPerCapacity: 1`: the capacity never runs two refreshes at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
+/// The emulator with a workspace "Pool" of `models` on capacity `cap-pool` (room for 8), and a
+/// store whose tables exist already (so runs started together do not race to migrate).
+async fn pool(models: Value) -> (pbiops_emulator::Emulator, tempfile::TempDir) {
     let mut s = scenario();
-    let models: Vec<Value> = (1..=4)
-        .map(|i| {
-            json!({"id": format!("d0000000-0000-4000-8000-0000000001{i:02}"), "name": format!("Pool {i}"),
-                   "refresh": {"durationSeconds": 0.4}})
-        })
-        .collect();
     s["capacities"] = json!([{"id": "cap-pool", "concurrency": 8}]);
     s["workspaces"]
         .as_array_mut()
@@ -152,6 +145,32 @@ async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
     )
     .await;
     assert_eq!(setup.code, 0, "{}", setup.stdout);
+    (emu, dir)
+}
+
+/// The most refreshes `cap-pool` ran at once.
+async fn pool_peak(emu: &pbiops_emulator::Emulator) -> Value {
+    let capacities = control(emu, "GET", "capacities", None).await;
+    capacities
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["id"] == "cap-pool")
+        .expect("cap-pool")["peak"]
+        .clone()
+}
+
+/// Two runs sharing a store, each refreshing two models of one capacity with
+/// `maxParallelPerCapacity: 1`: the capacity never runs two refreshes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
+    let models: Vec<Value> = (1..=4)
+        .map(|i| {
+            json!({"id": format!("d0000000-0000-4000-8000-0000000001{i:02}"), "name": format!("Pool {i}"),
+                   "refresh": {"durationSeconds": 0.4}})
+        })
+        .collect();
+    let (emu, dir) = pool(json!(models)).await;
     let fleet = |a: &str, b: &str| {
         json!({"operation": "dataset.refresh", "maxParallelPerCapacity": 1,
                "poll": {"min": 0.02, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S",
@@ -173,16 +192,10 @@ async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
     };
     let (a, b) = (first.await.expect("first"), second.await.expect("second"));
     assert_eq!((a.code, b.code), (0, 0), "{}\n---\n{}", a.stdout, b.stdout);
-    let capacities = control(&emu, "GET", "capacities", None).await;
-    let pool = capacities
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|c| c["id"] == "cap-pool")
-        .expect("cap-pool");
     assert_eq!(
-        pool["peak"], 1,
-        "one refresh at a time on the capacity: {pool}"
+        pool_peak(&emu).await,
+        1,
+        "one refresh at a time on the capacity"
     );
     assert_eq!(requests_to(&emu, "refresh.post").await.len(), 4);
 }
@@ -192,26 +205,11 @@ async fn max_parallel_per_capacity_holds_across_processes_sharing_a_store() {
 /// a second refresh on it meanwhile (`maxParallelPerCapacity: 1`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_keeps_the_capacity_slot_of_the_refresh_it_follows() {
-    let mut s = scenario();
-    s["capacities"] = json!([{"id": "cap-pool", "concurrency": 8}]);
-    s["workspaces"]
-        .as_array_mut()
-        .expect("workspaces")
-        .push(json!({
-            "id": "a0000000-0000-4000-8000-0000000000c1", "name": "Pool", "dedicatedCapacity": true,
-            "capacityId": "cap-pool", "datasets": [
-                {"id": "d0000000-0000-4000-8000-000000000201", "name": "Long", "refresh": {}},
-                {"id": "d0000000-0000-4000-8000-000000000202", "name": "Short", "refresh": {"durationSeconds": 0.2}}
-            ]
-        }));
-    let emu = emulator(s).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let setup = run(
-        Input::Env(json!({"operation": "history"})),
-        &kestra_store_env(&emu, dir.path(), "setup"),
-    )
+    let (emu, dir) = pool(json!([
+        {"id": "d0000000-0000-4000-8000-000000000201", "name": "Long", "refresh": {}},
+        {"id": "d0000000-0000-4000-8000-000000000202", "name": "Short", "refresh": {"durationSeconds": 0.2}}
+    ]))
     .await;
-    assert_eq!(setup.code, 0, "{}", setup.stdout);
     let fleet = |model: &str| {
         json!({"operation": "dataset.refresh", "maxParallelPerCapacity": 1,
                "poll": {"min": 0.02, "max": 0.05}, "grace": "PT5S", "timeout": "PT60S",
@@ -270,12 +268,5 @@ async fn a_retry_keeps_the_capacity_slot_of_the_refresh_it_follows() {
         other.stdout
     );
     assert_eq!(requests_to(&emu, "refresh.post").await.len(), 2);
-    let capacities = control(&emu, "GET", "capacities", None).await;
-    let pool = capacities
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|c| c["id"] == "cap-pool")
-        .expect("cap-pool");
-    assert_eq!(pool["peak"], 1, "one refresh at a time: {pool}");
+    assert_eq!(pool_peak(&emu).await, 1, "one refresh at a time");
 }
