@@ -7,8 +7,8 @@
 //! uppercase; timers as float seconds; no gauges (Kestra 1.3 drops the line).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
+use crate::console::{self, LogWriter, Stream};
 use serde_json::{Map, Value, json};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::fmt::format::Writer;
@@ -156,12 +156,12 @@ impl Reporter {
             }
             LogFormat::Json => {
                 let line = json!({"level": "ERROR", "message": message, "help": help});
-                eprintln!("{line}");
+                console::line(Stream::Err, &line.to_string());
             }
             LogFormat::Text => {
-                eprintln!("error: {message}");
+                console::line(Stream::Err, &format!("error: {message}"));
                 if let Some(help) = help {
-                    eprintln!("help: {help}");
+                    console::line(Stream::Err, &format!("help: {help}"));
                 }
             }
         }
@@ -169,10 +169,7 @@ impl Reporter {
 }
 
 fn print_line(text: &str) {
-    // One locked write per line, so a concurrent log event cannot split a marker line.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
+    console::line(Stream::Out, text);
 }
 
 /// Installs the global `tracing` subscriber for `format` at `level`.
@@ -194,7 +191,7 @@ pub fn init_logging(format: LogFormat, level: tracing::Level) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .event_format(KestraEvents)
-                    .with_writer(std::io::stdout),
+                    .with_writer(|| LogWriter::new(Stream::Out)),
             )
             .try_init(),
         LogFormat::Text => registry
@@ -202,14 +199,14 @@ pub fn init_logging(format: LogFormat, level: tracing::Level) {
                 tracing_subscriber::fmt::layer()
                     .without_time()
                     .with_target(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| LogWriter::new(Stream::Err)),
             )
             .try_init(),
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| LogWriter::new(Stream::Err)),
             )
             .try_init(),
     };

@@ -13,7 +13,8 @@
 //! - [`wait`]: the polling policy;
 //! - `ops`: one module per operation;
 //! - [`store`]: the token store and the operation log over ODBC;
-//! - `kestra`: outputs, metrics and logs in Kestra's stdout protocol;
+//! - `kestra`: outputs, metrics and logs in Kestra's stdout protocol; `console`: the thread
+//!   that writes them, so a slow reader never stalls the run;
 //! - [`error`]: the error type, its exit codes and hints;
 //! - [`redact`]: keeping secrets out of everything printed.
 //!
@@ -22,6 +23,7 @@
 
 pub(crate) mod alert;
 pub(crate) mod auth;
+mod console;
 pub mod error;
 pub(crate) mod fabric;
 pub(crate) mod flow_trigger;
@@ -109,6 +111,8 @@ pub async fn run(args: Vec<OsString>, env: Vec<(String, String)>) -> i32 {
         reporter.metrics(&metrics(&stats, &out));
     }
     reporter.outputs(&out.to_map());
+    // Everything printed is queued to the console's thread; the process exits right after this.
+    console::flush();
     code.code()
 }
 

@@ -135,7 +135,11 @@ pub(super) async fn run(
 
 /// A readable table for people at a terminal.
 fn print_table(workspaces: &[Value]) {
-    println!("{:<30} {:<14} {:<40} id", "workspace", "kind", "name");
+    let print = |line: String| crate::console::line(crate::console::Stream::Out, &line);
+    print(format!(
+        "{:<30} {:<14} {:<40} id",
+        "workspace", "kind", "name"
+    ));
     for w in workspaces {
         let ws = w["name"].as_str().unwrap_or_default();
         for (key, kind) in [
@@ -145,13 +149,13 @@ fn print_table(workspaces: &[Value]) {
             ("reports", "report"),
         ] {
             for item in w[key].as_array().into_iter().flatten() {
-                println!(
+                print(format!(
                     "{:<30} {:<14} {:<40} {}",
                     ws,
                     kind,
                     item["name"].as_str().unwrap_or_default(),
                     item["id"].as_str().unwrap_or_default()
-                );
+                ));
             }
         }
     }

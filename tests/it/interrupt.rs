@@ -2,9 +2,6 @@
 //! running, closes every open row as `Interrupted` with its refresh id, prints the outputs and
 //! exits 8, and the retry follows the refresh; `timeout` bounds a run even when the service
 //! never lets a call finish.
-
-use std::process::Stdio;
-
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
@@ -18,16 +15,7 @@ async fn terminate(
     task: &Value,
     ready: impl Fn(&[Value]) -> bool,
 ) -> (i32, String, std::time::Duration) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"))
-        .env_clear()
-        .envs(env.iter().cloned())
-        .env("PBIOPS_TASK", task.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("pbiops starts");
+    let mut child = spawn(env, task);
     until_requests(emu, "the run to wait on its refresh", ready).await;
     let pid = child.id().expect("pid") as i32;
     let sent = std::time::Instant::now();

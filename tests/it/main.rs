@@ -9,6 +9,7 @@ mod auth;
 mod auth_methods;
 mod capacity;
 mod claims;
+mod console;
 mod contract;
 mod dataflows;
 mod engine;

@@ -352,12 +352,27 @@ pub async fn run(input: Input, env: &[(String, String)]) -> Run {
     run
 }
 
+/// Starts the binary on `task` with exactly `env`, its stdout piped (and not read yet).
+pub fn spawn(env: &[(String, String)], task: &Value) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pbiops"))
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PBIOPS_TASK", task.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("pbiops starts")
+}
+
 /// Runs a task given as `PBIOPS_TASK` against `emu`.
 pub async fn run_task(emu: &Emulator, task: Value) -> Run {
     run(Input::Env(task), &env(emu)).await
 }
 
-fn decode(code: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+/// Decodes what a run printed, checking every line against Kestra's protocol and for leaks.
+pub fn decode(code: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
     let stdout = String::from_utf8(stdout).expect("stdout is UTF-8");
     let stderr = String::from_utf8(stderr).expect("stderr is UTF-8");
     for text in [&stdout, &stderr] {
