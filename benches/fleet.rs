@@ -16,7 +16,8 @@
 //! `FLEET_MODELS` changes the number of models (e.g. 1000, for pbiops's own memory and CPU, which
 //! the table reports from the child's rusage: the emulator runs in the benchmark's process and is
 //! not counted). `FLEET_PROFILER` runs pbiops under a profiler (`perf record -g -o FILE`); the
-//! CPU and memory it reports then include the profiler's.
+//! CPU and memory it reports then include the profiler's. `FLEET_DUMP=DIR` writes the emulator's
+//! refreshes and request log there (`refreshes.json`, `log.json`) for a closer look.
 
 // getrusage is the one way to read a finished child's CPU time and peak RSS; it needs libc.
 #![allow(unsafe_code)]
@@ -72,6 +73,10 @@ fn main() {
     let refreshes = common::get_json(&runtime, &format!("{base}/_emulator/refreshes"));
     let stats = common::get_json(&runtime, &format!("{base}/_emulator/stats"));
     let log = common::get_json(&runtime, &format!("{base}/_emulator/requests"));
+    if let Ok(dir) = std::env::var("FLEET_DUMP") {
+        std::fs::write(format!("{dir}/refreshes.json"), refreshes.to_string()).expect("dump");
+        std::fs::write(format!("{dir}/log.json"), log.to_string()).expect("dump");
+    }
     let (work, longest, service_span) = common::work(&common::api_refreshes(&refreshes));
     let bound = (work / (CAPACITIES as f64 * CONCURRENCY as f64)).max(longest);
     let makespan = outputs
@@ -122,6 +127,7 @@ fn main() {
             println!("| calls per model: {route} | {:.2} |", n / models() as f64);
         }
     }
+    common::print_polls(&common::api_refreshes(&refreshes), &log);
     println!("| 429 responses | {throttled} |");
     println!("| 429s within 60 s of an earlier 429 | {repeat_429} |");
     println!(

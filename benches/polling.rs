@@ -72,6 +72,7 @@ fn main() {
                 max: Duration::from_secs(300),
                 expectation: Expectation::from_durations(&history),
                 aim: Aim::Promptness,
+                queue: Duration::ZERO,
             };
             let blind = PollPolicy::bounded(Duration::from_secs(1), Duration::from_secs(300));
             let economy = PollPolicy {

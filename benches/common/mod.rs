@@ -290,3 +290,64 @@ fn pg_exec(sql: &str) {
         .expect("PostgreSQL at 127.0.0.1:5432 (db test, trust) is reachable");
     conn.execute(sql, (), None).expect("sql");
 }
+
+/// Where the history reads of a night went, per API refresh: (queued in the service first?,
+/// reads while queued, reads while running, reads after the end). The read that finds the end
+/// is the one after it; a read before the trigger (planning, single flight) is not counted.
+pub fn polls(refreshes: &[&Value], log: &Value) -> Vec<(bool, usize, usize, usize)> {
+    let reads: Vec<(f64, &str)> = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["route"] == "refresh.history" && r["status"] == 200)
+        .filter_map(|r| Some((r["at"].as_str().and_then(seconds)?, r["path"].as_str()?)))
+        .collect();
+    refreshes
+        .iter()
+        .filter_map(|r| {
+            let dataset = r["datasetId"].as_str()?;
+            let start = r["startTime"].as_str().and_then(seconds)?;
+            let began = r["beganTime"].as_str().and_then(seconds)?;
+            let end = r["endTime"].as_str().and_then(seconds)?;
+            let mut counts = (began - start > 0.25, 0, 0, 0);
+            for (at, path) in &reads {
+                if *at < start || !path.contains(dataset) {
+                    continue;
+                }
+                if *at < began {
+                    counts.1 += 1;
+                } else if *at < end {
+                    counts.2 += 1;
+                } else {
+                    counts.3 += 1;
+                }
+            }
+            Some(counts)
+        })
+        .collect()
+}
+
+/// Prints [`polls`] as table rows: for refreshes queued first and for the others, how many,
+/// and the mean reads while queued, while running and after the end.
+pub fn print_polls(refreshes: &[&Value], log: &Value) {
+    let all = polls(refreshes, log);
+    for queued in [true, false] {
+        let group: Vec<_> = all.iter().filter(|p| p.0 == queued).collect();
+        let n = group.len().max(1) as f64;
+        let mean = |f: fn(&(bool, usize, usize, usize)) -> usize| {
+            group.iter().map(|p| f(p)).sum::<usize>() as f64 / n
+        };
+        println!(
+            "| polls per refresh {} ({}): while queued, while running, after the end | {:.2}, {:.2}, {:.2} |",
+            if queued {
+                "queued in the service first"
+            } else {
+                "started at once"
+            },
+            group.len(),
+            mean(|p| p.1),
+            mean(|p| p.2),
+            mean(|p| p.3),
+        );
+    }
+}

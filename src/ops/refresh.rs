@@ -112,6 +112,7 @@ pub(super) async fn dataflow(
                 on_timeout: OnTimeout::Leave,
                 per_capacity: None,
                 aim: Aim::Promptness,
+                queue: std::time::Duration::ZERO,
             },
             depends_on,
         });
@@ -249,6 +250,7 @@ pub(super) fn options(refresh: &ItemRefresh) -> Options {
             on_timeout: r.on_timeout,
             per_capacity: None,
             aim: Aim::Promptness,
+            queue: std::time::Duration::ZERO,
         },
         ItemRefresh::Dataflow(r) => Options {
             wait: r.wait,
@@ -256,6 +258,7 @@ pub(super) fn options(refresh: &ItemRefresh) -> Options {
             on_timeout: r.on_timeout,
             per_capacity: None,
             aim: Aim::Promptness,
+            queue: std::time::Duration::ZERO,
         },
     }
 }

@@ -52,7 +52,11 @@ impl Follower<'_, '_> {
             .start
             .and_then(|s| Duration::try_from(Timestamp::now().duration_since(s)).ok())
             .unwrap_or_default();
-        // The service may ask for a pause before the first read (a Gen2 job's 202 Retry-After).
+        // The service may ask for a pause before the first read (a Gen2 job's 202 Retry-After):
+        // then the first read comes right after it. A run this process just started is not read
+        // at once (the policy says when it may have ended; a read now costs a call and tells
+        // nothing); one it attached to is (it may have ended meanwhile).
+        let immediate = attached || run.retry_after.is_some();
         if let Some(pause) = run.retry_after {
             tokio::time::sleep(pause.min(self.remaining())).await;
         }
@@ -69,7 +73,7 @@ impl Follower<'_, '_> {
             started,
             self.remaining(),
             self.opts.wait.grace,
-            true,
+            immediate,
             || {
                 let (current, overrun) = (&current, &overrun);
                 async move {
@@ -175,6 +179,7 @@ impl Follower<'_, '_> {
                 Aim::Economy if self.ctx.http.stats().throttled > 0 => Aim::Frugal,
                 aim => aim,
             },
+            queue: self.opts.queue,
         }
     }
 

@@ -40,6 +40,9 @@ pub(crate) struct Options {
     pub per_capacity: Option<usize>,
     /// Whether the wait sees the end promptly or spends few calls (a fleet item nobody waits on).
     pub aim: Aim,
+    /// How long refreshes on the item's capacity lately waited in the service's queue before
+    /// they began (a fleet learns it): an economical wait looks that much later.
+    pub queue: std::time::Duration,
 }
 
 /// Refreshes `item` as `profile` and returns how it ended; `out` receives the item and, as soon

@@ -115,6 +115,7 @@ mod tests {
         min: Duration::from_secs(5),
         max: Duration::from_secs(60),
         aim: Aim::Promptness,
+        queue: Duration::ZERO,
     };
 
     #[tokio::test(start_paused = true)]
@@ -163,6 +164,7 @@ mod tests {
             max: Duration::from_secs(300),
             expectation,
             aim: Aim::Promptness,
+            queue: Duration::ZERO,
         };
         let polls = Cell::new(0u32);
         let start = Instant::now();

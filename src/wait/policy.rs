@@ -101,6 +101,9 @@ pub struct PollPolicy {
     pub expectation: Option<Expectation>,
     /// Promptness or economy.
     pub aim: Aim,
+    /// The expected wait in the service's queue before the refresh begins: economy and frugal
+    /// look that much later (promptness does not guess: a queue may empty at any time).
+    pub queue: Duration,
 }
 
 impl PollPolicy {
@@ -111,6 +114,7 @@ impl PollPolicy {
             max,
             expectation: None,
             aim: Aim::Promptness,
+            queue: Duration::ZERO,
         }
     }
 
@@ -138,6 +142,7 @@ impl PollPolicy {
                         ECONOMY,
                     )
                 };
+                let first = first + self.queue.as_secs_f64();
                 if t + min < first {
                     // Straight to the first look (the caller caps each sleep at `max`).
                     first - t
@@ -212,6 +217,7 @@ mod tests {
             max: s(300.0),
             expectation: Some(e),
             aim: Aim::Promptness,
+            queue: Duration::ZERO,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -238,6 +244,7 @@ mod tests {
                 p90: s(10.5),
             }),
             aim: Aim::Promptness,
+            queue: Duration::ZERO,
         };
         assert_eq!(short.next(s(0.0), 0.0), s(9.5));
         assert_eq!(
@@ -263,6 +270,7 @@ mod tests {
                 p90: s(900.0),
             }),
             aim: Aim::Economy,
+            queue: Duration::ZERO,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -289,5 +297,44 @@ mod tests {
         assert_eq!(frugal.next(s(900.0), 0.0), s(300.0), "half, capped at max");
         assert_eq!(frugal.next(s(400.0), 0.0), s(300.0), "capped at max");
         assert_eq!(blind.next(s(1.0), 0.0), s(1.0), "never below min");
+    }
+
+    #[test]
+    fn a_queue_in_the_service_pushes_an_economical_first_look_back_and_nothing_else() {
+        let p = PollPolicy {
+            min: s(1.0),
+            max: s(600.0),
+            expectation: Some(Expectation {
+                median: s(600.0),
+                spread: 0.5,
+                p90: s(900.0),
+            }),
+            aim: Aim::Economy,
+            queue: s(120.0),
+        };
+        assert_eq!(p.next(s(500.0), 0.0), s(370.0), "to 750 s plus the queue");
+        assert_eq!(p.next(s(900.0), 0.0), s(300.0), "then a third, as before");
+        let frugal = PollPolicy {
+            aim: Aim::Frugal,
+            ..p
+        };
+        assert_eq!(
+            frugal.next(s(700.0), 0.0),
+            s(320.0),
+            "to p90 plus the queue"
+        );
+        let prompt = PollPolicy {
+            aim: Aim::Promptness,
+            ..p
+        };
+        assert_eq!(
+            prompt.next(s(500.0), 0.0),
+            PollPolicy {
+                queue: Duration::ZERO,
+                ..prompt
+            }
+            .next(s(500.0), 0.0),
+            "promptness does not guess"
+        );
     }
 }

@@ -121,6 +121,8 @@ pub(super) enum Step<'a, 'c> {
         index: usize,
         /// It was its held capacity's probe.
         probe: bool,
+        /// The median duration its history predicted (infinite without one).
+        expected: f64,
         result: Box<TargetResult>,
     },
     /// Its capacity rejected the trigger: it waits again, its row kept.
@@ -142,6 +144,7 @@ pub(super) async fn attempt<'a, 'c>(
         Step::Done {
             index: p.index,
             probe: p.probe,
+            expected: p.expected,
             result: Box::new(result),
         }
     };

@@ -16,6 +16,7 @@
 
 mod hold;
 mod item;
+mod queue;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::ops::Context;
 use crate::wait::Aim;
 use hold::{Accepted, Holds};
 use item::{Planned, Step, attempt, give_up_held};
+use queue::Queues;
 
 /// How long a planning read of an item's runs is reused for its single-flight check and its
 /// wait instead of reading them again (one read per item per run, under the API's budget). A
@@ -146,6 +148,7 @@ pub(crate) async fn run<'c>(
     };
     let mut busy: HashMap<String, usize> = HashMap::new();
     let mut holds = Holds::default();
+    let mut queues = Queues::default();
     let accepted = Accepted::default();
     let mut running = FuturesUnordered::new();
     loop {
@@ -179,6 +182,7 @@ pub(crate) async fn run<'c>(
             let capacity = p.item.info().capacity.clone();
             *busy.entry(capacity.clone()).or_default() += 1;
             p.probe = holds.holding(&capacity).is_some();
+            p.opts.queue = queues.wait(&capacity);
             holds.starting(&capacity);
             p.start(now);
             let key = keys[p.index].clone();
@@ -211,7 +215,10 @@ pub(crate) async fn run<'c>(
                     *n -= 1;
                 }
                 match step {
-                    Step::Done { index, probe, result } => {
+                    Step::Done { index, probe, expected, result } => {
+                        if result.completed() {
+                            queues.ended(&capacity, expected, result.duration_seconds);
+                        }
                         if probe {
                             // It ended without a rejection: the capacity is not known to reject.
                             holds.release(&capacity, Instant::now());
