@@ -1,7 +1,7 @@
 //! The one ODBC connection, and the plumbing every statement goes through.
 //!
 //! ODBC calls block, and a `Connection` is `Send` but not `Sync`: the connection lives behind a
-//! mutex and is only touched inside `spawn_blocking`. A call that fails because the connection
+//! mutex and is only touched on the store's thread. A call that fails because the connection
 //! was lost reconnects once and runs again; a deadlock or serialization failure is retried a few
 //! times on the same connection. Values are bound as parameters only ([`Value`]), and read back
 //! column by column in order ([`Cols`]), as `SQLGetData` wants. No message built here ever holds

@@ -2,7 +2,9 @@
 //!
 //! Teams keep their tokens and their audit trail in their own database (SQL Server, usually), so
 //! the store speaks ODBC and picks its SQL from the DBMS name the driver reports. One [`Store`]
-//! holds one connection; every call runs on `spawn_blocking`, because ODBC blocks. Every failure
+//! holds one connection, and one thread of its own that runs every call in turn, because ODBC
+//! blocks (the runtime's thread must not) and one connection serves one call at a time (a pool
+//! of blocking threads would only queue on it, and wake more threads to do so). Every failure
 //! is an [`Error::Store`] (exit 7) whose message never holds the connection string or a token.
 //!
 //! - [`dialect`]: every statement, per dialect;
@@ -62,6 +64,30 @@ struct Inner {
     /// The first row this process started: rows from before it are earlier attempts, rows from
     /// it on are this run's own (a fleet's other targets).
     first: std::sync::OnceLock<i64>,
+    /// The store's thread: every call is a job queued to it.
+    calls: std::sync::mpsc::Sender<Job>,
+}
+
+/// One call, run on the store's thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts the store's thread. It ends when the store is dropped (the queue closes); a job that
+/// panics is reported to its caller (its answer never comes) and the thread goes on.
+fn start_thread() -> Result<std::sync::mpsc::Sender<Job>, Error> {
+    let (calls, jobs) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("pbiops-store".into())
+        .spawn(move || {
+            for job in jobs {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+        })
+        .map_err(|e| Error::Store {
+            action: "connect to the store".into(),
+            message: format!("cannot start the store's thread: {e}"),
+            help: None,
+        })?;
+    Ok(calls)
 }
 
 impl std::fmt::Debug for Store {
@@ -82,9 +108,10 @@ impl Store {
         token_key: Option<TokenKey>,
     ) -> Result<Store, Error> {
         let cs = connection_string.clone();
-        let opened = tokio::task::spawn_blocking(move || Link::open(cs))
+        let calls = start_thread()?;
+        let opened = run_on(&calls, move || Link::open(cs))
             .await
-            .map_err(|e| worker_failed("connect to the store", &e))?;
+            .ok_or_else(|| worker_failed("connect to the store"))?;
         let (link, dbms) =
             opened.map_err(|e| store_error("connect to the store", e, connection_string))?;
         let dialect = Dialect::from_dbms_name(&dbms).ok_or_else(|| Error::Store {
@@ -105,6 +132,7 @@ impl Store {
                 connection_string: connection_string.clone(),
                 open: std::sync::Mutex::default(),
                 first: std::sync::OnceLock::new(),
+                calls,
             }),
         };
         store
@@ -134,7 +162,7 @@ impl Store {
         self.inner.key.is_some()
     }
 
-    /// Runs `body` on the connection, on a blocking thread.
+    /// Runs `body` on the connection, on the store's thread.
     async fn call<T: Send + 'static>(
         &self,
         action: &str,
@@ -152,9 +180,11 @@ impl Store {
         body: impl Fn(&Session<'_>) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, Error> {
         let inner = self.inner.clone();
-        let result = tokio::task::spawn_blocking(move || inner.link.run(inner.dialect, body))
-            .await
-            .map_err(|e| worker_failed(action, &e))?;
+        let result = run_on(&self.inner.calls, move || {
+            inner.link.run(inner.dialect, body)
+        })
+        .await
+        .ok_or_else(|| worker_failed(action))?;
         result.map_err(|mut e| {
             for secret in secrets {
                 e.message = conn::redact_fragments(&e.message, secret);
@@ -172,17 +202,25 @@ fn store_error(action: &str, e: DbError, connection_string: &SecretString) -> Er
     }
 }
 
-fn worker_failed(action: &str, e: &tokio::task::JoinError) -> Error {
+/// Runs `job` on the store's thread and waits for its answer; `None` when it never came (the job
+/// panicked, or the thread is gone).
+async fn run_on<T: Send + 'static>(
+    calls: &std::sync::mpsc::Sender<Job>,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    calls
+        .send(Box::new(move || {
+            let _ = answer.send(job());
+        }))
+        .ok()?;
+    answered.await.ok()
+}
+
+fn worker_failed(action: &str) -> Error {
     Error::Store {
         action: action.to_string(),
-        message: format!(
-            "the database call did not finish ({})",
-            if e.is_panic() {
-                "it panicked"
-            } else {
-                "it was cancelled"
-            }
-        ),
+        message: "the database call did not finish (it panicked)".into(),
         help: Some("this is a pbiops or ODBC driver bug; please report it".into()),
     }
 }
