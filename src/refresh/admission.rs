@@ -154,12 +154,22 @@ impl<'a> Admission<'a> {
         let renew = async {
             loop {
                 tokio::time::sleep(renew_every()).await;
-                if let Err(e) = self
+                match self
                     .store
                     .renew_slot(&self.capacity, self.slot, self.holder, slot_lease())
                     .await
                 {
-                    tracing::warn!("{e}; retrying at the next renewal");
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            "slot {} of capacity {} went to another run: this run renewed it too late (stalled longer than PBIOPS_SLOT_LEASE); until this refresh ends the capacity may hold one more than maxParallelPerCapacity",
+                            self.slot,
+                            self.capacity
+                        );
+                        // Nothing left to renew; the work goes on.
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => tracing::warn!("{e}; retrying at the next renewal"),
                 }
             }
         };

@@ -100,6 +100,16 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Runs a statement and returns how many rows it changed, when the driver says.
+    pub fn execute_counted(&self, sql: &str, params: &[Value]) -> Result<Option<usize>, DbError> {
+        let bound: Vec<Box<dyn InputParameter>> =
+            params.iter().map(|p| p.bind(self.dialect)).collect();
+        let mut statement = self.conn.preallocate()?;
+        statement.set_query_timeout_sec(QUERY_TIMEOUT_SECONDS)?;
+        statement.execute(sql, &bound[..])?;
+        Ok(statement.row_count()?)
+    }
+
     /// Runs a query and maps each row.
     pub fn query<T>(
         &self,

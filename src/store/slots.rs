@@ -183,14 +183,15 @@ impl Store {
         .await
     }
 
-    /// Renews a slot `holder` holds, for `ttl` more.
+    /// Renews a slot `holder` holds, for `ttl` more; `false` when the slot is no longer its own
+    /// (its lease lapsed and another run took it, or it was freed).
     pub async fn renew_slot(
         &self,
         capacity: &str,
         slot: i64,
         holder: i64,
         ttl: Duration,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let sql = self.dialect().update(
             SLOTS.name,
             &["expires_at"],
@@ -208,7 +209,8 @@ impl Store {
         ];
         self.call(
             &format!("renew slot {slot} of capacity {capacity}"),
-            move |s| s.execute(&sql, &params),
+            // A driver that cannot count rows is taken at its word that the update ran.
+            move |s| Ok(s.execute_counted(&sql, &params)?.is_none_or(|n| n > 0)),
         )
         .await
     }

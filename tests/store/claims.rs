@@ -173,6 +173,11 @@ async fn capacity_slots_go_in_order_of_arrival_and_expire(backend: Backend) {
         store.take_slot("cap", 1, c, minute).await.expect("c"),
         Slot::Taken(0)
     );
+    assert!(
+        !store.renew_slot("cap", 0, b, minute).await.expect("renew"),
+        "b learns that its lapsed slot is c's now"
+    );
+    assert!(store.renew_slot("cap", 0, c, minute).await.expect("renew"));
     assert_eq!(
         store
             .take_slot("other", 2, a, minute)
