@@ -17,7 +17,8 @@
 //! the table reports from the child's rusage: the emulator runs in the benchmark's process and is
 //! not counted). `FLEET_PROFILER` runs pbiops under a profiler (`perf record -g -o FILE`); the
 //! CPU and memory it reports then include the profiler's. `FLEET_DUMP=DIR` writes the emulator's
-//! refreshes and request log there (`refreshes.json`, `log.json`) for a closer look.
+//! refreshes and request log there (`refreshes.json`, `log.json`), and pbiops's output
+//! (`stdout.txt`), for a closer look.
 
 // getrusage is the one way to read a finished child's CPU time and peak RSS; it needs libc.
 #![allow(unsafe_code)]
@@ -76,6 +77,7 @@ fn main() {
     if let Ok(dir) = std::env::var("FLEET_DUMP") {
         std::fs::write(format!("{dir}/refreshes.json"), refreshes.to_string()).expect("dump");
         std::fs::write(format!("{dir}/log.json"), log.to_string()).expect("dump");
+        std::fs::write(format!("{dir}/stdout.txt"), &output.stdout).expect("dump");
     }
     let (work, longest, service_span) = common::work(&common::api_refreshes(&refreshes));
     let bound = (work / (CAPACITIES as f64 * CONCURRENCY as f64)).max(longest);

@@ -178,7 +178,9 @@ pub(crate) struct HistoryItem {
     extended_status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     service_exception_json: Option<String>,
-    refresh_attempts: Vec<RefreshAttempt>,
+    /// Absent while the refresh runs (the real history's running entry has no such key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_attempts: Option<Vec<RefreshAttempt>>,
 }
 
 impl HistoryItem {
@@ -193,7 +195,7 @@ impl HistoryItem {
             status: refresh.status(),
             extended_status: refresh.extended_status(),
             service_exception_json: refresh.service_exception_json(),
-            refresh_attempts: attempts(refresh, time),
+            refresh_attempts: refresh.end.map(|_| attempts(refresh, time)),
         }
     }
 }

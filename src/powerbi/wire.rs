@@ -67,6 +67,9 @@ pub struct Refresh {
     /// A *string* holding JSON with `errorCode` / `errorDescription`.
     #[serde(default)]
     pub service_exception_json: Option<String>,
+    /// Its attempts, once it ended (a running entry has no such key).
+    #[serde(default)]
+    pub refresh_attempts: Vec<RefreshAttempt>,
 }
 
 /// Execution details of an enhanced refresh (`GET …/refreshes/{id}`).
@@ -135,6 +138,9 @@ pub struct EngineMessage {
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshAttempt {
+    /// When the attempt began.
+    #[serde(default)]
+    pub start_time: Option<String>,
     /// A string holding JSON, on failure.
     #[serde(default)]
     pub service_exception_json: Option<String>,

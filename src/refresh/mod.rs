@@ -136,8 +136,12 @@ pub(crate) struct Run {
     pub status: Option<Status>,
     /// The service's own status word.
     pub service_status: Option<String>,
-    /// When it started.
+    /// When it started (for a model, when it was requested).
     pub start: Option<Timestamp>,
+    /// When the service began working on it, when it says: a model's first attempt, later than
+    /// `start` by the time the refresh waited in its capacity's queue (the emulator's model;
+    /// UNVERIFIED for the real service, whose completed entries do carry attempts).
+    pub began: Option<Timestamp>,
     /// When it ended.
     pub end: Option<Timestamp>,
     /// The service's error code, when it failed.

@@ -143,6 +143,11 @@ fn from_history(r: &Refresh) -> Option<Run> {
         status,
         service_status: r.extended_status.clone().or_else(|| r.status.clone()),
         start: r.start_time.as_deref().and_then(parse_time),
+        began: r
+            .refresh_attempts
+            .iter()
+            .filter_map(|a| a.start_time.as_deref().and_then(parse_time))
+            .min(),
         end: r.end_time.as_deref().and_then(parse_time),
         error_code,
         error_message,
@@ -172,6 +177,7 @@ fn from_detail(id: &str, d: &RefreshDetail) -> Run {
         status: terminal_status(d.status.as_deref(), d.extended_status.as_deref()),
         service_status: d.extended_status.clone().or_else(|| d.status.clone()),
         start: d.start_time.as_deref().and_then(parse_time),
+        began: None,
         end: d.end_time.as_deref().and_then(parse_time),
         error_code: code.or_else(|| message.and_then(|m| m.code.clone())),
         error_message: message.and_then(|m| m.message.clone()).or(description),
@@ -180,5 +186,35 @@ fn from_detail(id: &str, d: &RefreshDetail) -> Run {
         via_api: true,
         retry_after: None,
         silent: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refresh::Outcome;
+
+    #[test]
+    fn an_ended_entry_s_first_attempt_tells_how_long_it_queued() {
+        // The recorded shape: two attempts with the same id, `Data` then `Query`, 7-digit times.
+        let body = r#"{"requestId":"r1","refreshType":"ViaApi","status":"Completed",
+            "startTime":"2024-05-02T10:00:51.96Z","endTime":"2024-05-02T10:01:58.28Z",
+            "refreshAttempts":[
+              {"attemptId":1,"startTime":"2024-05-02T10:00:55.3365916Z","endTime":"2024-05-02T10:01:57.1Z","type":"Data"},
+              {"attemptId":1,"startTime":"2024-05-02T10:01:57.2Z","endTime":"2024-05-02T10:01:58.2Z","type":"Query"}]}"#;
+        let entry: Refresh = serde_json::from_str(body).expect("parses");
+        let run = from_history(&entry).expect("a run");
+        let queued = Outcome::of_run(&run).queued_seconds().expect("said");
+        assert!((queued - 3.3765916).abs() < 1e-6, "{queued}");
+        let running: Refresh = serde_json::from_str(
+            r#"{"requestId":"r2","refreshType":"ViaApi","status":"Unknown","startTime":"2024-05-02T10:00:51.96Z"}"#,
+        )
+        .expect("parses");
+        let run = from_history(&running).expect("a run");
+        assert_eq!(
+            Outcome::of_run(&run).queued_seconds(),
+            None,
+            "not said while it runs"
+        );
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct Outcome {
     pub start: Option<jiff::Timestamp>,
     /// End.
     pub end: Option<jiff::Timestamp>,
+    /// When the service began working on it, when it says (see [`Run::began`]).
+    pub began: Option<jiff::Timestamp>,
     /// How long this run waited.
     pub wait_seconds: Option<f64>,
     /// The service's error code or pbiops's own (`RefreshDropped`, `WaitTimedOut`, `Upstream…`).
@@ -57,6 +59,7 @@ impl Outcome {
             attached: false,
             start: None,
             end: None,
+            began: None,
             wait_seconds: None,
             error_code: None,
             error_message: None,
@@ -67,6 +70,12 @@ impl Outcome {
             rejected: None,
             capacity_wait_seconds: None,
         }
+    }
+
+    /// Seconds the refresh waited in the service's queue before it began, when the service says.
+    pub(crate) fn queued_seconds(&self) -> Option<f64> {
+        let waited = self.began?.duration_since(self.start?).as_secs_f64();
+        Some(waited.max(0.0))
     }
 
     /// The outcome a finished run means.
@@ -83,6 +92,7 @@ impl Outcome {
             request_id: Some(run.id.clone()),
             start: run.start,
             end: run.end,
+            began: run.began,
             error_code: failed.then(|| run.error_code.clone()).flatten(),
             error_message: failed.then(|| run.error_message.clone()).flatten(),
             objects: run.objects.clone(),

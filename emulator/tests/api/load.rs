@@ -83,7 +83,10 @@ async fn refreshes_beyond_a_capacity_queue_fifo_and_start_when_a_slot_frees() {
             (&entry["status"], &entry["extendedStatus"]),
             (&json!("Unknown"), &json!("NotStarted"))
         );
-        assert_eq!(entry["refreshAttempts"], json!([]));
+        assert!(
+            entry.get("refreshAttempts").is_none(),
+            "a running entry has no attempts key, as recorded: {entry}"
+        );
     }
     let caps = emu.get("/_emulator/capacities", None).await.json();
     assert_eq!(caps[0]["id"], CAP.to_lowercase());

@@ -121,8 +121,8 @@ pub(super) enum Step<'a, 'c> {
         index: usize,
         /// It was its held capacity's probe.
         probe: bool,
-        /// The median duration its history predicted (infinite without one).
-        expected: f64,
+        /// How long its refresh waited in the service's queue, when the service said.
+        queued: Option<f64>,
         result: Box<TargetResult>,
     },
     /// Its capacity rejected the trigger: it waits again, its row kept.
@@ -139,12 +139,12 @@ pub(super) async fn attempt<'a, 'c>(
     accepted: &Accepted,
 ) -> (String, Step<'a, 'c>) {
     let info = p.item.info().clone();
-    let done = |mut result: TargetResult| {
+    let done = |mut result: TargetResult, queued: Option<f64>| {
         result.depends_on = deps;
         Step::Done {
             index: p.index,
             probe: p.probe,
-            expected: p.expected,
+            queued,
             result: Box::new(result),
         }
     };
@@ -157,7 +157,7 @@ pub(super) async fn attempt<'a, 'c>(
             Ok(op) => op,
             Err(e) => {
                 let result = unrecorded(&key, &info, &e);
-                return (info.capacity, done(result));
+                return (info.capacity, done(result, None));
             }
         },
     };
@@ -178,8 +178,9 @@ pub(super) async fn attempt<'a, 'c>(
         p.op = Some(op);
         return (info.capacity, Step::Rejected(Box::new(p), service));
     }
+    let queued = result.as_ref().ok().and_then(Outcome::queued_seconds);
     let result = op.finish(&key, &info, result, p.capacity_wait).await;
-    (info.capacity.clone(), done(result))
+    (info.capacity.clone(), done(result, queued))
 }
 
 /// Ends every waiting item whose capacity is still held when its timeout has passed.

@@ -215,10 +215,8 @@ pub(crate) async fn run<'c>(
                     *n -= 1;
                 }
                 match step {
-                    Step::Done { index, probe, expected, result } => {
-                        if result.completed() {
-                            queues.ended(&capacity, expected, result.duration_seconds);
-                        }
+                    Step::Done { index, probe, queued, result } => {
+                        queues.ended(&capacity, queued);
                         if probe {
                             // It ended without a rejection: the capacity is not known to reject.
                             holds.release(&capacity, Instant::now());

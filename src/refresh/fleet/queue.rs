@@ -2,47 +2,46 @@
 //!
 //! A fleet may keep more refreshes on a capacity than the capacity runs at once (its
 //! `maxParallelPerCapacity` above the capacity's parallelism, so that a freed slot is used at
-//! once): the rest wait in the service's queue. A standard refresh's history does not say when a
-//! queued refresh began (its `startTime` is when it was requested, in the emulator; unverified
-//! for the real service), so a wait timed from the trigger looks too early, and again, at every
-//! queued refresh. The fleet learns the queue instead: each completed refresh of the capacity
-//! took `lag` longer than its history predicted (its reported duration minus its expected
-//! median); the median of the recent lags is the queue an economical wait adds to its first look.
-//! Where the service reports the real begin, or nothing queues, the lags centre on zero.
+//! once): the rest wait in the service's queue, and a wait timed from the trigger looks too early
+//! at every one of them. While a standard refresh runs, its history entry does not say whether it
+//! began; once it ended, its first attempt's start does (`Run::began`, later than the request by
+//! the queue it waited through). The median of the recent such waits on a capacity is what an
+//! economical wait there adds to its first look. Where the service does not say, nothing is
+//! learned and nothing is added.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-/// Recent completions per capacity that the estimate is taken from.
+/// Recent refreshes per capacity that the estimate is taken from.
 const RECENT: usize = 16;
 
-/// The recent lags per capacity.
+/// The recent queue waits per capacity, in seconds.
 #[derive(Debug, Default)]
 pub(super) struct Queues {
-    lags: HashMap<String, VecDeque<f64>>,
+    waits: HashMap<String, VecDeque<f64>>,
 }
 
 impl Queues {
-    /// A refresh of `capacity` that was expected to take `expected` seconds reported `took`.
-    pub(super) fn ended(&mut self, capacity: &str, expected: f64, took: Option<f64>) {
-        let Some(took) = took.filter(|t| t.is_finite() && expected.is_finite()) else {
+    /// A refresh of `capacity` ended, having waited `queued` seconds in the service (when said).
+    pub(super) fn ended(&mut self, capacity: &str, queued: Option<f64>) {
+        let Some(queued) = queued.filter(|q| q.is_finite() && *q >= 0.0) else {
             return;
         };
-        let lags = self.lags.entry(capacity.to_string()).or_default();
-        if lags.len() == RECENT {
-            lags.pop_front();
+        let waits = self.waits.entry(capacity.to_string()).or_default();
+        if waits.len() == RECENT {
+            waits.pop_front();
         }
-        lags.push_back(took - expected);
+        waits.push_back(queued);
     }
 
     /// The queue a refresh started now on `capacity` is expected to wait through.
     pub(super) fn wait(&self, capacity: &str) -> Duration {
-        let Some(lags) = self.lags.get(capacity).filter(|l| !l.is_empty()) else {
+        let Some(waits) = self.waits.get(capacity).filter(|w| !w.is_empty()) else {
             return Duration::ZERO;
         };
-        let mut sorted: Vec<f64> = lags.iter().copied().collect();
+        let mut sorted: Vec<f64> = waits.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
-        Duration::from_secs_f64(sorted[sorted.len() / 2].max(0.0))
+        Duration::from_secs_f64(sorted[sorted.len() / 2])
     }
 }
 
@@ -51,11 +50,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_queue_is_the_median_lag_of_the_capacity_s_recent_completions() {
+    fn the_queue_is_the_median_wait_of_the_capacity_s_recent_refreshes() {
         let mut q = Queues::default();
         assert_eq!(q.wait("A"), Duration::ZERO, "nothing seen yet");
-        for took in [14.0, 13.0, 15.0, 30.0, 10.5] {
-            q.ended("A", 10.0, Some(took));
+        for waited in [4.0, 3.0, 5.0, 60.0, 0.5] {
+            q.ended("A", Some(waited));
         }
         assert_eq!(
             q.wait("A"),
@@ -63,29 +62,19 @@ mod tests {
             "the median, not the outlier"
         );
         assert_eq!(q.wait("B"), Duration::ZERO, "each capacity its own");
-        q.ended("B", 10.0, Some(8.0));
-        assert_eq!(
-            q.wait("B"),
-            Duration::ZERO,
-            "faster than expected: no queue"
-        );
-        q.ended("B", f64::INFINITY, Some(8.0));
-        q.ended("B", 10.0, None);
-        assert_eq!(
-            q.lags["B"].len(),
-            1,
-            "without an expectation or a duration, nothing is learned"
-        );
+        q.ended("B", None);
+        q.ended("B", Some(f64::NAN));
+        assert!(!q.waits.contains_key("B"), "an unsaid wait teaches nothing");
     }
 
     #[test]
-    fn only_recent_completions_count() {
+    fn only_recent_refreshes_count() {
         let mut q = Queues::default();
         for _ in 0..RECENT {
-            q.ended("A", 10.0, Some(40.0));
+            q.ended("A", Some(40.0));
         }
         for _ in 0..=RECENT / 2 {
-            q.ended("A", 10.0, Some(10.0));
+            q.ended("A", Some(0.0));
         }
         assert_eq!(q.wait("A"), Duration::ZERO, "the queue emptied");
     }
