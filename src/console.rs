@@ -8,17 +8,23 @@
 //! and errors are never dropped. [`flush`] waits until everything queued is written: the end of
 //! a run, before the process exits.
 //!
+//! The writer is woken only when it is idle: after writing, it gathers what comes for
+//! [`GATHER`] before it writes again, so a busy fleet's lines go out in a few writes a second
+//! instead of one wake-up and one write each. A flush ends the gathering at once.
+//!
 //! `tracing-appender` has such a writer, but it drops or blocks every line alike (outputs must
 //! never be dropped, logs must never block) and brings the `time` crates for its rolling files.
 
 use std::io::Write;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 /// Bytes of log lines that may wait for the reader before further ones are dropped: thousands of
 /// lines, more than a reader that is merely slow ever leaves behind.
 const BACKLOG: usize = 1 << 20;
+/// How long the writer gathers lines after a write before it writes again.
+const GATHER: Duration = Duration::from_millis(50);
 
 /// Where a line goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,38 +35,45 @@ pub(crate) enum Stream {
     Err,
 }
 
-enum Message {
-    /// Bytes ending in a newline; `log` when they may have been dropped (and count in `pending`).
-    Lines {
-        stream: Stream,
-        bytes: Vec<u8>,
-        log: bool,
-    },
-    Flush(Sender<()>),
+/// What waits for the writer.
+#[derive(Default)]
+struct Queue {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    /// Bytes of log lines in `out` and `err`.
+    logs: usize,
+    /// Log lines dropped since the writer last wrote.
+    dropped: usize,
+    /// Callers waiting for everything queued before them to be written.
+    flushes: Vec<Sender<()>>,
+    /// The writer waits for work: the next line wakes it.
+    idle: bool,
 }
 
 struct Console {
-    /// `None` when the writer thread could not start: lines are then written in place.
-    queue: Option<Sender<Message>>,
-    /// Bytes of log lines queued and not yet written.
-    pending: AtomicUsize,
-    /// Log lines dropped since the reader last caught up.
-    dropped: AtomicUsize,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Whether the writer thread runs; without it, lines are written in place.
+    threaded: bool,
+}
+
+impl Console {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 fn console() -> &'static Console {
     static CONSOLE: OnceLock<Console> = OnceLock::new();
     CONSOLE.get_or_init(|| {
-        let (tx, rx) = channel();
-        let queue = std::thread::Builder::new()
+        let threaded = std::thread::Builder::new()
             .name("pbiops-console".into())
-            .spawn(move || write_all(&rx))
-            .ok()
-            .map(|_| tx);
+            .spawn(write_all)
+            .is_ok();
         Console {
-            queue,
-            pending: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            threaded,
         }
     })
 }
@@ -70,88 +83,92 @@ pub(crate) fn line(stream: Stream, line: &str) {
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line.as_bytes());
     bytes.push(b'\n');
-    send(stream, bytes, false);
+    queue(stream, &bytes, false);
 }
 
 /// Prints a formatted log event (`bytes` end with their newline); dropped when the backlog is full.
-pub(crate) fn log(stream: Stream, bytes: Vec<u8>) {
-    let console = console();
-    let len = bytes.len();
-    if console.queue.is_some() && console.pending.fetch_add(len, Ordering::AcqRel) + len > BACKLOG {
-        console.pending.fetch_sub(len, Ordering::AcqRel);
-        console.dropped.fetch_add(1, Ordering::AcqRel);
-        return;
-    }
-    send(stream, bytes, true);
+pub(crate) fn log(stream: Stream, bytes: &[u8]) {
+    queue(stream, bytes, true);
 }
 
-fn send(stream: Stream, bytes: Vec<u8>, log: bool) {
+fn queue(stream: Stream, bytes: &[u8], log: bool) {
     let console = console();
-    let message = Message::Lines { stream, bytes, log };
-    let unsent = match &console.queue {
-        Some(queue) => queue.send(message).err().map(|e| e.0),
-        None => Some(message),
-    };
-    if let Some(Message::Lines { stream, bytes, .. }) = unsent {
-        write_to(stream, &bytes);
+    if !console.threaded {
+        write_to(stream, bytes);
+        return;
+    }
+    let mut queue = console.lock();
+    if log {
+        if queue.logs + bytes.len() > BACKLOG {
+            queue.dropped += 1;
+            return;
+        }
+        queue.logs += bytes.len();
+    }
+    match stream {
+        Stream::Out => queue.out.extend_from_slice(bytes),
+        Stream::Err => queue.err.extend_from_slice(bytes),
+    }
+    if std::mem::take(&mut queue.idle) {
+        console.wake.notify_one();
     }
 }
 
 /// Waits until every line queued so far is written and flushed.
 pub(crate) fn flush() {
-    let Some(queue) = &console().queue else {
+    let console = console();
+    if !console.threaded {
         return;
-    };
-    let (done, written) = channel();
-    if queue.send(Message::Flush(done)).is_ok() {
-        let _ = written.recv();
     }
+    let (done, written) = channel();
+    console.lock().flushes.push(done);
+    console.wake.notify_one();
+    let _ = written.recv();
 }
 
-/// The writer thread: writes what is queued in batches (one `write` for every line that waited),
-/// and reports dropped log lines once the reader has caught up.
-fn write_all(queue: &Receiver<Message>) {
+/// The writer thread: writes what is queued, then gathers for [`GATHER`] (or until a flush);
+/// reports dropped log lines once the reader has taken what waited.
+fn write_all() {
     let console = console();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    while let Ok(first) = queue.recv() {
-        let mut next = Some(first);
-        let mut flushed = None;
-        while let Some(message) = next.take() {
-            match message {
-                Message::Lines { stream, bytes, log } => {
-                    if log {
-                        console.pending.fetch_sub(bytes.len(), Ordering::AcqRel);
-                    }
-                    match stream {
-                        Stream::Out => out.extend_from_slice(&bytes),
-                        Stream::Err => err.extend_from_slice(&bytes),
-                    }
-                }
-                Message::Flush(done) => {
-                    flushed = Some(done);
-                    break;
-                }
-            }
-            next = queue.try_recv().ok();
+    let mut queue = console.lock();
+    loop {
+        while queue.out.is_empty() && queue.err.is_empty() && queue.flushes.is_empty() {
+            queue.idle = true;
+            queue = console
+                .wake
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
         }
+        queue.idle = false;
+        let out = std::mem::take(&mut queue.out);
+        let err = std::mem::take(&mut queue.err);
+        let flushes = std::mem::take(&mut queue.flushes);
+        let dropped = std::mem::take(&mut queue.dropped);
+        queue.logs = 0;
+        drop(queue);
         // stderr first: a human log line explains the output that follows it.
         write_to(Stream::Err, &err);
         write_to(Stream::Out, &out);
-        err.clear();
-        out.clear();
-        let dropped = console.dropped.swap(0, Ordering::AcqRel);
         if dropped > 0 {
-            // Queued like any log line; a flush waiting meanwhile is answered after it.
+            // Queued like any log line, and written before the flush below is answered.
             tracing::warn!(
                 "{dropped} log lines were dropped: the output was not read while more than {} KiB of lines waited",
                 BACKLOG / 1024
             );
-            if let (Some(done), Some(queue)) = (flushed.take(), &console.queue) {
-                let _ = queue.send(Message::Flush(done));
-            }
+            queue = console.lock();
+            queue.flushes.extend(flushes);
+            continue;
         }
-        if let Some(done) = flushed {
+        for done in flushes {
             let _ = done.send(());
+        }
+        queue = console.lock();
+        if queue.flushes.is_empty() {
+            queue = console
+                .wake
+                .wait_timeout_while(queue, GATHER, |q| q.flushes.is_empty())
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -200,7 +217,7 @@ impl Write for LogWriter {
 impl Drop for LogWriter {
     fn drop(&mut self) {
         if !self.bytes.is_empty() {
-            log(self.stream, std::mem::take(&mut self.bytes));
+            log(self.stream, &self.bytes);
         }
     }
 }
