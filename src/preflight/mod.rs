@@ -116,7 +116,16 @@ pub(crate) struct Preflight<'a> {
     profile: &'a Profile,
     capacities: RefCell<Option<Result<Vec<calls::Capacity>, String>>>,
     gateways: RefCell<HashMap<String, Row>>,
-    rows: RefCell<Vec<Row>>,
+    rows: RefCell<Rows>,
+}
+
+/// The rows in the order found, indexed by check and subject and by item: a fleet of a thousand
+/// items looks each up at once instead of scanning every row for each item.
+#[derive(Default)]
+struct Rows {
+    list: Vec<Row>,
+    by_subject: HashMap<(&'static str, String), usize>,
+    by_item: HashMap<String, Vec<usize>>,
 }
 
 impl<'a> Preflight<'a> {
@@ -127,7 +136,7 @@ impl<'a> Preflight<'a> {
             profile,
             capacities: RefCell::new(None),
             gateways: RefCell::new(HashMap::new()),
-            rows: RefCell::new(Vec::new()),
+            rows: RefCell::new(Rows::default()),
         }
     }
 
@@ -137,19 +146,21 @@ impl<'a> Preflight<'a> {
         row.detail = crate::redact::scrub(&row.detail);
         row.subject = crate::redact::scrub(&row.subject);
         let mut rows = self.rows.borrow_mut();
-        let same = rows
-            .iter_mut()
-            .find(|r| r.check == row.check && r.subject == row.subject);
-        let target = match same {
-            Some(r) => r,
-            None => {
-                rows.push(row);
-                let last = rows.len() - 1;
-                &mut rows[last]
-            }
-        };
-        if !target.items.iter().any(|k| k == key) {
-            target.items.push(key.to_string());
+        let Rows {
+            list,
+            by_subject,
+            by_item,
+        } = &mut *rows;
+        let at = *by_subject
+            .entry((row.check, row.subject.clone()))
+            .or_insert_with(|| {
+                list.push(row);
+                list.len() - 1
+            });
+        let of_item = by_item.entry(key.to_string()).or_default();
+        if !of_item.contains(&at) {
+            of_item.push(at);
+            list[at].items.push(key.to_string());
         }
     }
 
@@ -157,19 +168,23 @@ impl<'a> Preflight<'a> {
     pub(crate) async fn item(&self, key: &str, info: &ItemInfo) -> Option<Error> {
         checks::run(self, key, info).await;
         let rows = self.rows.borrow();
-        let failed: Vec<&Row> = rows
-            .iter()
-            .filter(|r| r.verdict == Verdict::Fail && r.items.iter().any(|k| k == key))
-            .collect();
-        for row in rows.iter().filter(|r| r.items.iter().any(|k| k == key)) {
+        // In the order the rows were found, as the whole list shows them.
+        let mut at: Vec<usize> = rows.by_item.get(key).cloned().unwrap_or_default();
+        at.sort_unstable();
+        let mine: Vec<&Row> = at.iter().map(|at| &rows.list[*at]).collect();
+        for row in &mine {
             log(key, row);
         }
+        let failed: Vec<&Row> = mine
+            .into_iter()
+            .filter(|r| r.verdict == Verdict::Fail)
+            .collect();
         (!failed.is_empty()).then(|| refusal(info, &failed))
     }
 
     /// Every row found, in the order checked.
     pub(crate) fn rows(&self) -> Vec<Row> {
-        self.rows.borrow().clone()
+        self.rows.borrow().list.clone()
     }
 }
 
