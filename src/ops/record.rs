@@ -6,6 +6,7 @@
 //! still down, nothing is lost: the outputs are printed as usual and the whole record is logged
 //! as one Kestra log line, and the run exits 7.
 
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use super::outputs::Outputs;
@@ -53,6 +54,8 @@ pub struct Recorder<'a> {
     store: Option<&'a Store>,
     id: Option<i64>,
     operation: &'static str,
+    /// The progress the row holds already: the same progress again is not written.
+    written: std::sync::Mutex<Option<Finish>>,
 }
 
 impl<'a> Recorder<'a> {
@@ -63,15 +66,26 @@ impl<'a> Recorder<'a> {
         task_json: Option<String>,
         settings: &Settings,
     ) -> Result<Recorder<'a>, Error> {
-        Recorder::begin(store, task.operation(), task.profile(), task_json, settings).await
+        Recorder::begin(
+            store,
+            task.operation(),
+            task.profile(),
+            task_json,
+            None,
+            settings,
+        )
+        .await
     }
 
-    /// Writes the start row of `operation` as `profile` (a fleet's or a cascade's items).
+    /// Writes the start row of `operation` as `profile` (a fleet's or a cascade's items), naming
+    /// the item when `item` (outputs that render it) is given, so the progress that names it
+    /// before the trigger costs no second write.
     pub async fn begin(
         store: Option<&'a Store>,
         operation: &'static str,
         profile: Option<&str>,
         task_json: Option<String>,
+        item: Option<&Outputs>,
         settings: &Settings,
     ) -> Result<Recorder<'a>, Error> {
         let Some(s) = store else {
@@ -79,17 +93,20 @@ impl<'a> Recorder<'a> {
                 store,
                 id: None,
                 operation,
+                written: std::sync::Mutex::default(),
             });
         };
+        let named = item.map(|out| finish_of(out, None, None));
+        let field = |f: fn(&Finish) -> &Option<String>| named.as_ref().and_then(|n| f(n).clone());
         let id = s
             .start_operation(&NewOperation {
                 operation: operation.to_string(),
                 profile: profile.map(String::from),
-                item_kind: None,
-                workspace_id: None,
-                workspace_name: None,
-                item_id: None,
-                item_name: None,
+                item_kind: field(|n| &n.item_kind),
+                workspace_id: field(|n| &n.workspace_id),
+                workspace_name: field(|n| &n.workspace_name),
+                item_id: field(|n| &n.item_id),
+                item_name: field(|n| &n.item_name),
                 started_at: jiff::Timestamp::now(),
                 kestra_execution_id: settings.kestra.execution_id.clone(),
                 kestra_taskrun_id: settings.kestra.taskrun_id.clone(),
@@ -104,6 +121,14 @@ impl<'a> Recorder<'a> {
             store,
             id: Some(id),
             operation,
+            // What the start row holds, as the progress that would write it.
+            written: std::sync::Mutex::new(named.filter(|n| {
+                n.request_id.is_none()
+                    && n.attached.is_none()
+                    && n.duration_seconds.is_none()
+                    && n.error_code.is_none()
+                    && n.error_message.is_none()
+            })),
         })
     }
 
@@ -123,13 +148,16 @@ impl<'a> Recorder<'a> {
         let (Some(store), Some(id)) = (self.store, self.id) else {
             return;
         };
-        if let Err(e) = store
-            .update_operation(id, &finish_of(out, None, None))
-            .await
-        {
-            tracing::warn!(
+        let progress = finish_of(out, None, None);
+        let written = || self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        if written().as_ref() == Some(&progress) {
+            return;
+        }
+        match store.update_operation(id, &progress).await {
+            Ok(()) => *written() = Some(progress),
+            Err(e) => tracing::warn!(
                 "could not record progress in the store (the final write will retry): {e}"
-            );
+            ),
         }
     }
 

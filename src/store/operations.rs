@@ -58,7 +58,7 @@ pub struct NewOperation {
 
 /// What to record about an operation as it progresses and when it ends. Every `None` keeps
 /// what the row already holds, so a progress update and the final write use the same type.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finish {
     /// The status: `Running` while it runs; then e.g. `Completed`, `Failed`, `TimedOut`.

@@ -31,14 +31,22 @@ impl<'s> Recorded<'s> {
         info: &ItemInfo,
     ) -> Result<Recorded<'s>, Error> {
         let operation = info.kind.operation();
-        let recorder =
-            Recorder::begin(ctx.store, operation, Some(profile), None, ctx.settings).await?;
-        let out = Outputs {
+        let mut out = Outputs {
             operation: Some(operation),
             profile: Some(profile.to_string()),
-            operation_id: recorder.id(),
             ..Default::default()
         };
+        info.render(&mut out);
+        let recorder = Recorder::begin(
+            ctx.store,
+            operation,
+            Some(profile),
+            None,
+            Some(&out),
+            ctx.settings,
+        )
+        .await?;
+        out.operation_id = recorder.id();
         Ok(Recorded { recorder, out })
     }
 
