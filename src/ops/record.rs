@@ -121,13 +121,18 @@ impl<'a> Recorder<'a> {
             store,
             id: Some(id),
             operation,
-            // What the start row holds, as the progress that would write it.
+            // The progress that names the item is written already when the start row holds all
+            // of it (the status it starts with, and the item).
             written: std::sync::Mutex::new(named.filter(|n| {
-                n.request_id.is_none()
-                    && n.attached.is_none()
-                    && n.duration_seconds.is_none()
-                    && n.error_code.is_none()
-                    && n.error_message.is_none()
+                *n == Finish {
+                    status: crate::store::RUNNING.into(),
+                    item_kind: n.item_kind.clone(),
+                    workspace_id: n.workspace_id.clone(),
+                    workspace_name: n.workspace_name.clone(),
+                    item_id: n.item_id.clone(),
+                    item_name: n.item_name.clone(),
+                    ..Finish::default()
+                }
             })),
         })
     }
