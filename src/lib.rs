@@ -249,6 +249,13 @@ fn metrics(stats: &http::Stats, out: &Outputs) -> Vec<Metric> {
             tags: vec![("operation", operation.clone())],
         });
     }
+    if let Some(queued) = out.queued_seconds {
+        list.push(Metric::Timer {
+            name: "pbiops.refresh.queued",
+            seconds: queued,
+            tags: vec![("operation", operation.clone())],
+        });
+    }
     if let Some(duration) = out.duration_seconds {
         list.push(Metric::Timer {
             name: "pbiops.refresh.duration",

@@ -46,6 +46,7 @@ fn target(key: &str, exit: i32) -> TargetResult {
         request_id: None,
         attached: None,
         duration_seconds: None,
+        queued_seconds: None,
         capacity_wait_seconds: None,
         exit_code: exit,
         error_code: Some("ModelRefreshFailed".into()),

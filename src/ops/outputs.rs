@@ -82,6 +82,11 @@ pub struct Outputs {
     /// How long this run waited, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait_seconds: Option<f64>,
+    /// How long the refresh waited in the service's queue before it began (its first attempt's
+    /// start minus the request's start), in seconds: a capacity busy with other refreshes shows
+    /// here. Absent when the service did not say (a running refresh, a kind without attempts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_seconds: Option<f64>,
     /// How long the item waited for its capacity to accept the refresh, in seconds (its
     /// capacity rejected new refreshes: surge protection, overload); absent when it did not wait.
     #[serde(skip_serializing_if = "Option::is_none")]

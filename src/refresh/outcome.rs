@@ -127,6 +127,7 @@ impl Outcome {
         out.end_time = self.end.map(|t| t.to_string());
         out.duration_seconds = self.duration_seconds();
         out.wait_seconds = self.wait_seconds;
+        out.queued_seconds = self.queued_seconds().map(secs);
         // The service's own words may quote anything, a configured secret included.
         out.error_code = self.error_code.as_deref().map(crate::redact::scrub);
         out.error_message = self.error_message.as_deref().map(crate::redact::scrub);

@@ -47,6 +47,9 @@ pub struct TargetResult {
     /// The refresh's duration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
+    /// How long its refresh waited in the service's queue before it began, when the service said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_seconds: Option<f64>,
     /// How long it waited for its capacity to accept it (the capacity rejected new refreshes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity_wait_seconds: Option<f64>,
@@ -89,6 +92,7 @@ impl TargetResult {
             request_id: None,
             attached: None,
             duration_seconds: None,
+            queued_seconds: None,
             capacity_wait_seconds: None,
             exit_code: 0,
             error_code: None,

@@ -118,3 +118,38 @@ async fn fleet_options_are_checked_per_target() {
     }
     assert!(requests(&emu).await.is_empty());
 }
+
+/// Two models on a capacity that runs one refresh at a time, triggered together: the second
+/// waits in the service's queue until the first ends, and its entry says how long (from its
+/// history's first attempt); the first did not queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_queued_in_the_service_reports_how_long() {
+    let mut s = scenario();
+    s["capacities"] = json!([{"id": "cap-one", "concurrency": 1}]);
+    let model = |i: u32| {
+        json!({"id": format!("d0000000-0000-4000-8000-0000000002{i:02}"), "name": format!("Queued {i}"),
+               "refresh": {"durationSeconds": 1}})
+    };
+    s["workspaces"]
+        .as_array_mut()
+        .expect("workspaces")
+        .push(json!({"id": "a0000000-0000-4000-8000-0000000000c2", "name": "One", "dedicatedCapacity": true,
+                     "capacityId": "cap-one", "datasets": [model(1), model(2)]}));
+    let emu = emulator(s).await;
+    let task = json!({"operation": "dataset.refresh", "maxParallelPerCapacity": 2,
+                      "poll": {"min": 0.05, "max": 0.2}, "timeout": "PT60S",
+                      "targets": [{"workspace": "One", "dataset": "Queued 1"}, {"workspace": "One", "dataset": "Queued 2"}]});
+    let run = run_task(&emu, task).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let targets = run.outputs().targets.expect("targets");
+    let mut queued: Vec<f64> = targets
+        .iter()
+        .map(|t| t["queuedSeconds"].as_f64().expect("each entry says"))
+        .collect();
+    queued.sort_by(f64::total_cmp);
+    assert!(queued[0] < 0.5, "the first began at once: {queued:?}");
+    assert!(
+        queued[1] >= 0.9,
+        "the second waited for the first (1 s): {queued:?}"
+    );
+}

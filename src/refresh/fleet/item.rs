@@ -98,6 +98,7 @@ impl<'s> Recorded<'s> {
         result.request_id = out.request_id.clone();
         result.attached = out.attached;
         result.duration_seconds = out.duration_seconds;
+        result.queued_seconds = out.queued_seconds;
         result.capacity_wait_seconds = out.capacity_wait_seconds;
         result.exit_code = code.code();
         result.error_code = out
