@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::conn::DbError;
 use super::dialect::Cond;
-use super::operations::RUNNING;
-use super::schema::{CLAIMS, OPERATIONS};
+use super::operations::running;
+use super::schema::CLAIMS;
 use super::values::Value;
 use super::{Store, now};
 use crate::error::Error;
@@ -51,13 +51,6 @@ impl Store {
             &[],
             false,
         );
-        let status = d.select(
-            OPERATIONS.name,
-            &["status", "ended_at"],
-            &[Cond::Eq("id")],
-            &[],
-            false,
-        );
         let delete = d.delete(CLAIMS.name, &[Cond::Eq("item_key"), Cond::Eq("holder")]);
         let key = item_key.to_string();
         let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_hours(24));
@@ -84,16 +77,10 @@ impl Store {
                     continue;
                 };
                 let id: i64 = held_by.parse().unwrap_or_default();
-                let statuses = s.query(&status, &[Value::Int(Some(id))], |c| {
-                    Ok((c.required_text()?, c.time()?))
-                })?;
-                let running = statuses
-                    .first()
-                    .is_some_and(|(st, ended)| st == RUNNING && ended.is_none());
                 if id == holder {
                     return Ok(Claim::Ours);
                 }
-                if running && expires > now() {
+                if expires > now() && running(s, &[id])?.contains(&id) {
                     return Ok(Claim::Held { holder: id, since });
                 }
                 // Lapsed: take it over (only if it is still that holder's).

@@ -38,6 +38,8 @@ pub(crate) enum Cond<'a> {
     AtMost(&'a str),
     /// `col IS NULL` (no parameter).
     IsNull(&'a str),
+    /// `col IN (?, …)`: this many parameters (at least one).
+    In(&'a str, usize),
 }
 
 impl Dialect {
@@ -271,6 +273,7 @@ impl Dialect {
             Cond::AtLeast(c) => format!("{} >= ?", self.quote(c)),
             Cond::AtMost(c) => format!("{} <= ?", self.quote(c)),
             Cond::IsNull(c) => format!("{} IS NULL", self.quote(c)),
+            Cond::In(c, n) => format!("{} IN ({})", self.quote(c), placeholders(n.max(1))),
         }
     }
 

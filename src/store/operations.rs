@@ -23,6 +23,33 @@ pub const ABANDONED: &str = "Abandoned";
 /// the same task run follows that refresh.
 pub const INTERRUPTED: &str = "Interrupted";
 
+/// Which of the operations `ids` are still running (their row says `Running` and has no end):
+/// a claim or a slot held by any other has lapsed. One statement however many there are.
+pub(super) fn running(
+    s: &super::conn::Session<'_>,
+    ids: &[i64],
+) -> Result<std::collections::HashSet<i64>, DbError> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let sql = s.dialect.select(
+        OPERATIONS.name,
+        &["id", "status", "ended_at"],
+        &[Cond::In("id", ids.len())],
+        &[],
+        false,
+    );
+    let params: Vec<Value> = ids.iter().map(|id| Value::Int(Some(*id))).collect();
+    let rows = s.query(&sql, &params, |c| {
+        Ok((c.int()?.unwrap_or_default(), c.required_text()?, c.time()?))
+    })?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, status, ended)| status == RUNNING && ended.is_none())
+        .map(|(id, _, _)| id)
+        .collect())
+}
+
 /// An operation that starts.
 #[derive(Debug, Clone, Default)]
 pub struct NewOperation {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::dialect::Cond;
-use super::operations::RUNNING;
-use super::schema::{OPERATIONS, SLOT_QUEUE, SLOTS};
+use super::operations::running;
+use super::schema::{SLOT_QUEUE, SLOTS};
 use super::values::Value;
 use super::{Store, now};
 use crate::error::Error;
@@ -34,6 +34,11 @@ pub enum Slot {
 impl Store {
     /// Asks for one of `slots` slots of `capacity` for `holder`, renewing its place in the queue;
     /// `ttl` is how long the place or the slot lasts without renewal.
+    ///
+    /// A run that finds nobody waiting takes a free slot without queueing first (four statements
+    /// in all); one that finds runs waiting, or no free slot, queues behind them. Two runs that
+    /// arrive within the same few milliseconds may then pass one another once; the slot's key
+    /// still gives each number to one of them only, so the limit holds.
     pub async fn take_slot(
         &self,
         capacity: &str,
@@ -81,13 +86,6 @@ impl Store {
             SLOTS.name,
             &["capacity", "slot", "holder", "acquired_at", "expires_at"],
         );
-        let status = d.select(
-            OPERATIONS.name,
-            &["status", "ended_at"],
-            &[Cond::Eq("id")],
-            &[],
-            false,
-        );
         let (capacity, me) = (capacity.to_string(), holder.to_string());
         let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_mins(2));
         let action = format!("take a slot of capacity {capacity}");
@@ -95,25 +93,15 @@ impl Store {
             let now = now();
             let expires = now.saturating_add(ttl).unwrap_or(now);
             let key = |holder: &str| [Value::text(&capacity), Value::text(holder)];
-            // Queue (once), then renew the place.
-            let queued = [
-                Value::text(&capacity),
-                Value::text(&me),
-                Value::Time(Some(now)),
-                Value::Time(Some(expires)),
-            ];
-            if s.execute(&queue_insert, &queued).is_err() {
-                let mut renew = vec![Value::Time(Some(expires))];
-                renew.extend(key(&me));
-                s.execute(&queue_renew, &renew)?;
-            }
-            // Who is ahead, once the places nobody renews are gone.
+            // Who waits before this run, once the places nobody renews are gone.
             let queue = s.query(&queue_list, &[Value::text(&capacity)], |c| {
                 Ok((c.required_text()?, c.required_time()?, c.required_time()?))
             })?;
             let mut ahead = 0;
+            let mut queued = false;
             for (holder, _, until) in &queue {
                 if holder == &me {
+                    queued = true;
                     break;
                 }
                 if *until < now {
@@ -123,7 +111,34 @@ impl Store {
                     ahead += 1;
                 }
             }
-            // Which slots are held, once the expired ones are freed.
+            // Joins the queue (once), or renews the place it has.
+            let join = || {
+                let row = [
+                    Value::text(&capacity),
+                    Value::text(&me),
+                    Value::Time(Some(now)),
+                    Value::Time(Some(expires)),
+                ];
+                if s.execute(&queue_insert, &row).is_err() {
+                    let mut renew = vec![Value::Time(Some(expires))];
+                    renew.extend(key(&me));
+                    s.execute(&queue_renew, &renew)?;
+                }
+                Ok::<_, super::conn::DbError>(())
+            };
+            if queued || ahead > 0 {
+                join()?;
+                queued = true;
+            }
+            let taken_by_me = |slot: i64| {
+                if queued {
+                    s.execute(&queue_drop, &key(&me))?;
+                }
+                Ok(Slot::Taken(slot))
+            };
+            // Which slots are held, once the lapsed ones are freed: a slot lapses when its holder
+            // stops renewing it, or as soon as the holder's operation is no longer running (a
+            // signal or a retry closed its row).
             let held = s.query(&slot_list, &[Value::text(&capacity)], |c| {
                 Ok((
                     c.int()?.unwrap_or_default(),
@@ -131,22 +146,20 @@ impl Store {
                     c.required_time()?,
                 ))
             })?;
+            if let Some((slot, _, _)) = held.iter().find(|(_, h, _)| *h == me) {
+                return taken_by_me(*slot);
+            }
+            let mut holders: Vec<i64> = held
+                .iter()
+                .map(|(_, h, _)| h.parse().unwrap_or_default())
+                .collect();
+            holders.sort_unstable();
+            holders.dedup();
+            let live = running(s, &holders)?;
             let mut taken = Vec::new();
             for (slot, holder, until) in held {
-                if holder == me {
-                    s.execute(&queue_drop, &key(&me))?;
-                    return Ok(Slot::Taken(slot));
-                }
-                // A slot lapses when its holder stops renewing it, or as soon as the holder's
-                // operation is no longer running (a signal or a retry closed its row).
                 let id: i64 = holder.parse().unwrap_or_default();
-                let statuses = s.query(&status, &[Value::Int(Some(id))], |c| {
-                    Ok((c.required_text()?, c.time()?))
-                })?;
-                let running = statuses
-                    .first()
-                    .is_some_and(|(st, ended)| st == RUNNING && ended.is_none());
-                if until < now || !running {
+                if until < now || !live.contains(&id) {
                     s.execute(
                         &slot_drop,
                         &[
@@ -161,22 +174,23 @@ impl Store {
                 }
             }
             let free = slots.saturating_sub(taken.len());
-            if ahead >= free {
-                return Ok(Slot::Queued { ahead });
-            }
-            for slot in (0..slots as i64).filter(|n| !taken.contains(n)) {
-                let row = [
-                    Value::text(&capacity),
-                    Value::Int(Some(slot)),
-                    Value::text(&me),
-                    Value::Time(Some(now)),
-                    Value::Time(Some(expires)),
-                ];
-                // Another process may take the same number first: the key decides.
-                if s.execute(&slot_insert, &row).is_ok() {
-                    s.execute(&queue_drop, &key(&me))?;
-                    return Ok(Slot::Taken(slot));
+            if ahead < free {
+                for slot in (0..slots as i64).filter(|n| !taken.contains(n)) {
+                    let row = [
+                        Value::text(&capacity),
+                        Value::Int(Some(slot)),
+                        Value::text(&me),
+                        Value::Time(Some(now)),
+                        Value::Time(Some(expires)),
+                    ];
+                    // Another process may take the same number first: the key decides.
+                    if s.execute(&slot_insert, &row).is_ok() {
+                        return taken_by_me(slot);
+                    }
                 }
+            }
+            if !queued {
+                join()?;
             }
             Ok(Slot::Queued { ahead })
         })
@@ -215,7 +229,8 @@ impl Store {
         .await
     }
 
-    /// Gives a slot back, and `holder`'s place in the queue if it still has one.
+    /// Gives a slot back (`Some`), or `holder`'s place in the queue (`None`: it gave up
+    /// waiting). A run holding a slot has no place left (taking the slot ended it).
     pub async fn release_slot(
         &self,
         capacity: &str,
@@ -223,27 +238,23 @@ impl Store {
         holder: i64,
     ) -> Result<(), Error> {
         let d = self.dialect();
-        let slot_drop = d.delete(
-            SLOTS.name,
-            &[Cond::Eq("capacity"), Cond::Eq("slot"), Cond::Eq("holder")],
-        );
-        let queue_drop = d.delete(SLOT_QUEUE.name, &[Cond::Eq("capacity"), Cond::Eq("holder")]);
-        let (capacity, me) = (capacity.to_string(), holder.to_string());
+        let (sql, mut params) = match slot {
+            Some(slot) => (
+                d.delete(
+                    SLOTS.name,
+                    &[Cond::Eq("capacity"), Cond::Eq("slot"), Cond::Eq("holder")],
+                ),
+                vec![Value::text(capacity), Value::Int(Some(slot))],
+            ),
+            None => (
+                d.delete(SLOT_QUEUE.name, &[Cond::Eq("capacity"), Cond::Eq("holder")]),
+                vec![Value::text(capacity)],
+            ),
+        };
+        params.push(Value::text(&holder.to_string()));
         self.call(
             &format!("give back a slot of capacity {capacity}"),
-            move |s| {
-                if let Some(slot) = slot {
-                    s.execute(
-                        &slot_drop,
-                        &[
-                            Value::text(&capacity),
-                            Value::Int(Some(slot)),
-                            Value::text(&me),
-                        ],
-                    )?;
-                }
-                s.execute(&queue_drop, &[Value::text(&capacity), Value::text(&me)])
-            },
+            move |s| s.execute(&sql, &params),
         )
         .await
     }

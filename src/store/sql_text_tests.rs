@@ -243,6 +243,8 @@ fn every_statement_has_one_placeholder_per_value() {
             true,
         );
         assert_eq!(params(&select), 4, "{d:?}: {select}");
+        let listed = d.select("t", &["a"], &[Cond::In("id", 3)], &[], false);
+        assert_eq!(params(&listed), 3, "{d:?}: {listed}");
     }
 }
 

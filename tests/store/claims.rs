@@ -187,3 +187,62 @@ async fn capacity_slots_go_in_order_of_arrival_and_expire(backend: Backend) {
     );
 }
 live!(capacity_slots_go_in_order_of_arrival_and_expire);
+
+/// Three slots held by three runs, two of which ended (a signal or a retry closed their rows):
+/// their slots are free at once, the live run's is not; a run that finds another waiting
+/// queues behind it instead of taking the slot that frees.
+async fn slots_of_ended_runs_are_free_and_newcomers_queue_behind_waiters(backend: Backend) {
+    use pbiops::store::Slot;
+    let db = TestDb::new(backend);
+    let store = Store::open(&db.secret(), None).await.expect("open");
+    let mut ops = Vec::new();
+    for _ in 0..5 {
+        ops.push(operation(&store).await);
+    }
+    let minute = Duration::from_secs(60);
+    for (n, op) in ops[..3].iter().enumerate() {
+        assert_eq!(
+            store.take_slot("cap", 3, *op, minute).await.expect("take"),
+            Slot::Taken(n as i64)
+        );
+    }
+    assert_eq!(
+        store.take_slot("cap", 3, ops[3], minute).await.expect("d"),
+        Slot::Queued { ahead: 0 },
+        "every slot held"
+    );
+    for ended in [ops[0], ops[2]] {
+        let end = Finish {
+            status: "Interrupted".into(),
+            ended_at: Some(at(1)),
+            ..Finish::default()
+        };
+        store.update_operation(ended, &end).await.expect("end");
+    }
+    assert_eq!(
+        store.take_slot("cap", 3, ops[4], minute).await.expect("e"),
+        Slot::Taken(0),
+        "two slots are free and one run waits: the newcomer takes the other"
+    );
+    assert_eq!(
+        store.take_slot("cap", 3, ops[3], minute).await.expect("d"),
+        Slot::Taken(2),
+        "the waiter gets the slot left"
+    );
+    let newcomer = operation(&store).await;
+    assert_eq!(
+        store
+            .take_slot("cap", 3, newcomer, minute)
+            .await
+            .expect("f"),
+        Slot::Queued { ahead: 0 },
+        "the live run's slot stays its own"
+    );
+    assert!(
+        store
+            .renew_slot("cap", 1, ops[1], minute)
+            .await
+            .expect("renew")
+    );
+}
+live!(slots_of_ended_runs_are_free_and_newcomers_queue_behind_waiters);
