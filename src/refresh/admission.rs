@@ -77,6 +77,8 @@ pub(crate) struct Admission<'a> {
     capacity: String,
     slot: i64,
     holder: i64,
+    /// The item's claim, given back with the slot (one store call for both).
+    claim: Option<String>,
 }
 
 /// Waits for a slot of `info`'s capacity (at most `limit` held at once across processes) until
@@ -109,6 +111,7 @@ pub(crate) async fn admit<'a>(
                     capacity: info.capacity.clone(),
                     slot,
                     holder,
+                    claim: None,
                 }));
             }
             Slot::Queued { ahead } => {
@@ -146,6 +149,15 @@ impl<'a> Admission<'a> {
             capacity,
             slot,
             holder,
+            claim: None,
+        }
+    }
+
+    /// The claim on `key` is given back with the slot.
+    pub(crate) fn with_claim(self, key: &str) -> Admission<'a> {
+        Admission {
+            claim: Some(key.to_string()),
+            ..self
         }
     }
 
@@ -177,12 +189,13 @@ impl<'a> Admission<'a> {
             result = work => result,
             () = renew => unreachable!("the renewal loop never ends"),
         };
+        let claim = self.claim.as_deref();
         if let Err(e) = self
             .store
-            .release_slot(&self.capacity, Some(self.slot), self.holder)
+            .release(&self.capacity, Some(self.slot), claim, self.holder)
             .await
         {
-            tracing::warn!("{e}; the slot lapses on its own");
+            tracing::warn!("{e}; the slot and the claim lapse on their own");
         }
         result
     }

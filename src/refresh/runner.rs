@@ -127,7 +127,10 @@ pub(crate) async fn refresh_with(
                     let step = follower.store_step();
                     let deadline = follower.deadline;
                     match admission::admit(store, holder, info, limit, step, deadline).await {
-                        Ok(Some(slot)) => slot.hold(follower.trigger(out)).await,
+                        // The slot and the claim go back together.
+                        Ok(Some(slot)) => {
+                            return slot.with_claim(&key).hold(follower.trigger(out)).await;
+                        }
                         Ok(None) => Ok(follower.no_slot().await),
                         Err(e) => Err(e),
                     }

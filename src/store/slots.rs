@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::dialect::Cond;
 use super::operations::running;
-use super::schema::{SLOT_QUEUE, SLOTS};
+use super::schema::{CLAIMS, SLOT_QUEUE, SLOTS};
 use super::values::Value;
 use super::{Store, now};
 use crate::error::Error;
@@ -237,25 +237,48 @@ impl Store {
         slot: Option<i64>,
         holder: i64,
     ) -> Result<(), Error> {
+        self.release(capacity, slot, None, holder).await
+    }
+
+    /// Gives back, in one call, a slot (or the place in the queue, as [`Store::release_slot`])
+    /// and the claim on `claim` when given: a refresh that ended frees both at once.
+    pub async fn release(
+        &self,
+        capacity: &str,
+        slot: Option<i64>,
+        claim: Option<&str>,
+        holder: i64,
+    ) -> Result<(), Error> {
         let d = self.dialect();
-        let (sql, mut params) = match slot {
+        let me = Value::text(&holder.to_string());
+        let mut statements = vec![match slot {
             Some(slot) => (
                 d.delete(
                     SLOTS.name,
                     &[Cond::Eq("capacity"), Cond::Eq("slot"), Cond::Eq("holder")],
                 ),
-                vec![Value::text(capacity), Value::Int(Some(slot))],
+                vec![Value::text(capacity), Value::Int(Some(slot)), me.clone()],
             ),
             None => (
                 d.delete(SLOT_QUEUE.name, &[Cond::Eq("capacity"), Cond::Eq("holder")]),
-                vec![Value::text(capacity)],
+                vec![Value::text(capacity), me.clone()],
             ),
+        }];
+        if let Some(key) = claim {
+            statements.push((
+                d.delete(CLAIMS.name, &[Cond::Eq("item_key"), Cond::Eq("holder")]),
+                vec![Value::text(key), me],
+            ));
+        }
+        let action = match claim {
+            Some(key) => format!("give back a slot of capacity {capacity} and the claim on {key}"),
+            None => format!("give back a slot of capacity {capacity}"),
         };
-        params.push(Value::text(&holder.to_string()));
-        self.call(
-            &format!("give back a slot of capacity {capacity}"),
-            move |s| s.execute(&sql, &params),
-        )
+        self.call(&action, move |s| {
+            statements
+                .iter()
+                .try_for_each(|(sql, params)| s.execute(sql, params))
+        })
         .await
     }
 

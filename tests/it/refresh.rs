@@ -25,6 +25,11 @@ async fn a_standard_refresh_is_triggered_followed_and_reported() {
     assert_eq!(out.profile.as_deref(), Some("default"));
     assert!(out.start_time.as_deref().is_some_and(|t| t.ends_with('Z')));
     assert!(out.duration_seconds.is_some() && out.wait_seconds.is_some());
+    assert_eq!(
+        out.queued_seconds,
+        Some(0.0),
+        "its capacity had room: it began as it was requested"
+    );
 
     // The request id is printed on its own as soon as it is known, before the wait.
     let first = &run.output_lines[0];
@@ -51,6 +56,11 @@ async fn a_standard_refresh_is_triggered_followed_and_reported() {
         run.metrics
             .iter()
             .any(|m| m.name == "pbiops.refresh.duration" && m.kind == "timer")
+    );
+    assert!(
+        run.metrics
+            .iter()
+            .any(|m| m.name == "pbiops.refresh.queued" && m.kind == "timer")
     );
 }
 

@@ -222,6 +222,7 @@ pub struct Outputs {
     pub end_time: Option<String>,
     pub duration_seconds: Option<f64>,
     pub wait_seconds: Option<f64>,
+    pub queued_seconds: Option<f64>,
     pub capacity_wait_seconds: Option<f64>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,

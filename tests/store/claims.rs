@@ -244,5 +244,29 @@ async fn slots_of_ended_runs_are_free_and_newcomers_queue_behind_waiters(backend
             .await
             .expect("renew")
     );
+    // The live run's refresh ends: its slot and its claim go back in one call.
+    let key = "SemanticModel:m9";
+    let claimed = store.claim_item(key, ops[1], minute).await.expect("claim");
+    assert_eq!(claimed, Claim::Ours);
+    store
+        .release("cap", Some(1), Some(key), ops[1])
+        .await
+        .expect("release both");
+    assert_eq!(
+        store
+            .take_slot("cap", 3, newcomer, minute)
+            .await
+            .expect("f"),
+        Slot::Taken(1),
+        "its slot is free"
+    );
+    assert_eq!(
+        store
+            .claim_item(key, newcomer, minute)
+            .await
+            .expect("claim"),
+        Claim::Ours,
+        "and so is its claim"
+    );
 }
 live!(slots_of_ended_runs_are_free_and_newcomers_queue_behind_waiters);
