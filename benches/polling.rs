@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use pbiops::wait::{Aim, Expectation, PollPolicy};
+use pbiops::wait::{Aim, Expectation, PollPolicy, Queue};
 
 const DURATIONS: &[f64] = &[
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 7200.0,
@@ -72,7 +72,7 @@ fn main() {
                 max: Duration::from_secs(300),
                 expectation: Expectation::from_durations(&history),
                 aim: Aim::Promptness,
-                queue: Duration::ZERO,
+                queue: Queue::NONE,
             };
             let blind = PollPolicy::bounded(Duration::from_secs(1), Duration::from_secs(300));
             let economy = PollPolicy {

@@ -56,7 +56,7 @@ pub(super) async fn run(
         on_timeout: task.on_timeout,
         per_capacity: None,
         aim: crate::wait::Aim::Promptness,
-        queue: std::time::Duration::ZERO,
+        queue: crate::wait::Queue::NONE,
     };
     // A Kestra retry of a monitored call never calls the flow again: it follows (or reports)
     // the refresh the earlier attempt's call started.

@@ -112,7 +112,7 @@ pub(super) async fn dataflow(
                 on_timeout: OnTimeout::Leave,
                 per_capacity: None,
                 aim: Aim::Promptness,
-                queue: std::time::Duration::ZERO,
+                queue: crate::wait::Queue::NONE,
             },
             depends_on,
         });
@@ -250,7 +250,7 @@ pub(super) fn options(refresh: &ItemRefresh) -> Options {
             on_timeout: r.on_timeout,
             per_capacity: None,
             aim: Aim::Promptness,
-            queue: std::time::Duration::ZERO,
+            queue: crate::wait::Queue::NONE,
         },
         ItemRefresh::Dataflow(r) => Options {
             wait: r.wait,
@@ -258,7 +258,7 @@ pub(super) fn options(refresh: &ItemRefresh) -> Options {
             on_timeout: r.on_timeout,
             per_capacity: None,
             aim: Aim::Promptness,
-            queue: std::time::Duration::ZERO,
+            queue: crate::wait::Queue::NONE,
         },
     }
 }

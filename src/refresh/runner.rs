@@ -42,7 +42,7 @@ pub(crate) struct Options {
     pub aim: Aim,
     /// How long refreshes on the item's capacity lately waited in the service's queue before
     /// they began (a fleet learns it): an economical wait looks that much later.
-    pub queue: std::time::Duration,
+    pub queue: crate::wait::Queue,
 }
 
 /// Refreshes `item` as `profile` and returns how it ended; `out` receives the item and, as soon

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 
 mod policy;
-pub use policy::{Aim, Expectation, PollPolicy};
+pub use policy::{Aim, Expectation, PollPolicy, Queue};
 
 /// What one poll found.
 #[derive(Debug, PartialEq, Eq)]
@@ -115,7 +115,7 @@ mod tests {
         min: Duration::from_secs(5),
         max: Duration::from_secs(60),
         aim: Aim::Promptness,
-        queue: Duration::ZERO,
+        queue: Queue::NONE,
     };
 
     #[tokio::test(start_paused = true)]
@@ -164,7 +164,7 @@ mod tests {
             max: Duration::from_secs(300),
             expectation,
             aim: Aim::Promptness,
-            queue: Duration::ZERO,
+            queue: Queue::NONE,
         };
         let polls = Cell::new(0u32);
         let start = Instant::now();

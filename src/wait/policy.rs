@@ -16,7 +16,10 @@
 //! the moment one ends, so seeing the end a little later costs the night nothing, while every
 //! call spent counts against the principal's API budget, which a large fleet exhausts first.
 //! It looks first where about seven in ten recent runs had ended (halfway between the median and
-//! the 90th percentile), then every third of the time elapsed.
+//! the 90th percentile), then every third of the time elapsed. A refresh that waits in the
+//! service's queue first is looked at that much later, the queue counted at the same point of
+//! its own spread (seven in ten recent waits, [`Queue`]): its median would look too early at
+//! every refresh that waited longer than most, and the wait varies as much as the run.
 
 use std::time::Duration;
 
@@ -34,6 +37,25 @@ const JITTER: f64 = 0.1;
 const ECONOMY: f64 = 1.0 / 3.0;
 /// Frugal, past the first look: the interval as a fraction of the elapsed time.
 const FRUGAL: f64 = 0.5;
+
+/// How long refreshes on the item's capacity lately waited in the service's queue before they
+/// began: seven in ten waited at most `likely`, nine in ten at most `late`. An economical wait
+/// adds `likely` to its first look, a frugal one `late`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Queue {
+    /// Seven in ten recent waits were at most this.
+    pub likely: Duration,
+    /// Nine in ten recent waits were at most this.
+    pub late: Duration,
+}
+
+impl Queue {
+    /// No queue (what is assumed until one is seen).
+    pub const NONE: Queue = Queue {
+        likely: Duration::ZERO,
+        late: Duration::ZERO,
+    };
+}
 
 /// What a wait optimizes for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,9 +123,9 @@ pub struct PollPolicy {
     pub expectation: Option<Expectation>,
     /// Promptness or economy.
     pub aim: Aim,
-    /// The expected wait in the service's queue before the refresh begins: economy and frugal
-    /// look that much later (promptness does not guess: a queue may empty at any time).
-    pub queue: Duration,
+    /// The wait in the service's queue before the refresh begins: economy and frugal look that
+    /// much later (promptness does not guess: a queue may empty at any time).
+    pub queue: Queue,
 }
 
 impl PollPolicy {
@@ -114,7 +136,7 @@ impl PollPolicy {
             max,
             expectation: None,
             aim: Aim::Promptness,
-            queue: Duration::ZERO,
+            queue: Queue::NONE,
         }
     }
 
@@ -135,14 +157,11 @@ impl PollPolicy {
             (Aim::Frugal, None) => FRUGAL * t * (1.0 - JITTER * u),
             (Aim::Economy | Aim::Frugal, Some(e)) => {
                 let (first, fraction) = if self.aim == Aim::Frugal {
-                    (e.p90.as_secs_f64(), FRUGAL)
+                    (e.p90 + self.queue.late, FRUGAL)
                 } else {
-                    (
-                        (e.median.as_secs_f64() + e.p90.as_secs_f64()) / 2.0,
-                        ECONOMY,
-                    )
+                    ((e.median + e.p90) / 2 + self.queue.likely, ECONOMY)
                 };
-                let first = first + self.queue.as_secs_f64();
+                let first = first.as_secs_f64();
                 if t + min < first {
                     // Straight to the first look (the caller caps each sleep at `max`).
                     first - t
@@ -217,7 +236,7 @@ mod tests {
             max: s(300.0),
             expectation: Some(e),
             aim: Aim::Promptness,
-            queue: Duration::ZERO,
+            queue: Queue::NONE,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -244,7 +263,7 @@ mod tests {
                 p90: s(10.5),
             }),
             aim: Aim::Promptness,
-            queue: Duration::ZERO,
+            queue: Queue::NONE,
         };
         assert_eq!(short.next(s(0.0), 0.0), s(9.5));
         assert_eq!(
@@ -270,7 +289,7 @@ mod tests {
                 p90: s(900.0),
             }),
             aim: Aim::Economy,
-            queue: Duration::ZERO,
+            queue: Queue::NONE,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -310,9 +329,16 @@ mod tests {
                 p90: s(900.0),
             }),
             aim: Aim::Economy,
-            queue: s(120.0),
+            queue: Queue {
+                likely: s(120.0),
+                late: s(200.0),
+            },
         };
-        assert_eq!(p.next(s(500.0), 0.0), s(370.0), "to 750 s plus the queue");
+        assert_eq!(
+            p.next(s(500.0), 0.0),
+            s(370.0),
+            "to 750 s plus seven in ten waits"
+        );
         assert_eq!(p.next(s(900.0), 0.0), s(300.0), "then a third, as before");
         let frugal = PollPolicy {
             aim: Aim::Frugal,
@@ -320,8 +346,8 @@ mod tests {
         };
         assert_eq!(
             frugal.next(s(700.0), 0.0),
-            s(320.0),
-            "to p90 plus the queue"
+            s(400.0),
+            "to p90 plus nine in ten waits"
         );
         let prompt = PollPolicy {
             aim: Aim::Promptness,
@@ -330,7 +356,7 @@ mod tests {
         assert_eq!(
             prompt.next(s(500.0), 0.0),
             PollPolicy {
-                queue: Duration::ZERO,
+                queue: Queue::NONE,
                 ..prompt
             }
             .next(s(500.0), 0.0),
