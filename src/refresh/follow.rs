@@ -173,10 +173,15 @@ impl Follower<'_, '_> {
             min: self.opts.wait.poll_min,
             max: self.opts.wait.poll_max,
             expectation: self.expectation,
-            // Once the service has throttled this run, its API budget is what binds a fleet:
+            // Once the service has throttled this run, or another run as the same principal
+            // (what it learned comes through the store), the API budget is what binds a fleet:
             // every call saved lets another item start sooner.
             aim: match self.opts.aim {
-                Aim::Economy if self.ctx.http.stats().throttled > 0 => Aim::Frugal,
+                Aim::Economy
+                    if self.ctx.http.pace().budgeted() || self.ctx.http.stats().throttled > 0 =>
+                {
+                    Aim::Frugal
+                }
                 aim => aim,
             },
             queue: self.opts.queue,

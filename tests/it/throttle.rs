@@ -166,3 +166,69 @@ async fn a_store_that_cannot_share_throttling_only_warns_and_the_run_paces_itsel
         warnings[0].1
     );
 }
+
+/// Another run as the same principal was throttled a moment ago and left the budget it learned
+/// in the store: a fleet item nobody waits on looks first where nine in ten of its recent runs
+/// had ended (frugal), not halfway there from the median (economy), without a 429 of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_another_run_learned_makes_a_fleet_frugal_at_once() {
+    let mut s = scenario();
+    // Eight recent runs of 1 s and two of 6 s: median 1 s, 90th percentile 6 s, so an
+    // economical first look comes 3.5 s after the trigger, a frugal one 6 s after it.
+    let history: Vec<Value> = (0..10)
+        .map(|i| {
+            let seconds = if i < 8 { 1 } else { 6 };
+            json!({"requestId": format!("e0000000-0000-4000-8000-0000000003{i:02}"), "refreshType": "ViaApi",
+                   "status": "Completed", "startTime": format!("-PT{}H", i + 1),
+                   "endTime": format!("-PT{}H59M{}S", i, 60 - seconds)})
+        })
+        .collect();
+    s["workspaces"].as_array_mut().expect("workspaces").push(json!({
+        "id": "a0000000-0000-4000-8000-0000000000c3", "name": "Nightly", "dedicatedCapacity": true,
+        "datasets": [{"id": "d0000000-0000-4000-8000-000000000301", "name": "Orders",
+                      "refresh": {"durationSeconds": 0.2}, "history": history}]
+    }));
+    let emu = emulator(s).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = kestra_store_env(&emu, dir.path(), "exec-frugal");
+    let store = pbiops::store::Store::open(&secrecy::SecretString::from(store_of(&env)), None)
+        .await
+        .expect("store");
+    let now = jiff::Timestamp::now();
+    let api = emu.base_url().trim_start_matches("http://").to_string();
+    store
+        .record_throttle(&pbiops::store::Throttled {
+            principal: &CLIENT.to_ascii_lowercase(),
+            api: &api,
+            at: now,
+            paused_until: now,
+            budget: Some(600.0),
+        })
+        .await
+        .expect("another run's 429");
+    let task = json!({"operation": "dataset.refresh", "targets": [{"workspace": "Nightly", "dataset": "Orders"}],
+                      "poll": {"min": 0.1, "max": 30}, "timeout": "PT60S"});
+    let run = run(Input::Env(task), &env).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(throttled(&run), 0.0, "no 429 of its own");
+    let log = requests(&emu).await;
+    let at = |r: &Value| {
+        r["at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .expect("time")
+    };
+    let post = log
+        .iter()
+        .position(|r| r["route"] == "refresh.post")
+        .expect("triggered");
+    let first_look = log[post..]
+        .iter()
+        .find(|r| r["route"] == "refresh.history")
+        .expect("looked");
+    let waited = at(first_look).duration_since(at(&log[post])).as_secs_f64();
+    assert!(
+        waited >= 5.0,
+        "the first look came {waited:.1} s after the trigger: economical (3.5 s), not frugal (6 s)"
+    );
+}

@@ -149,6 +149,14 @@ impl Pace {
         }
     }
 
+    /// Whether any API keeps a budget: this run was throttled, or another run as the same
+    /// principal was lately (taken in from the store), so calls are what binds.
+    pub(crate) fn budgeted(&self) -> bool {
+        self.lanes
+            .lock()
+            .is_ok_and(|lanes| lanes.values().any(|l| l.budget.is_some()))
+    }
+
     /// A 429 on `lane` asked to wait `after`: every request to it pauses, and its pace tightens.
     pub fn throttled(&self, lane: &str, after: Duration) {
         let learned = self.with_lane(lane, |s, now| {
