@@ -117,6 +117,9 @@ pub(crate) struct Preflight<'a> {
     capacities: RefCell<Option<Result<Vec<calls::Capacity>, String>>>,
     gateways: RefCell<HashMap<String, Row>>,
     rows: RefCell<Rows>,
+    /// Passing rows go to the debug log and one summary line ends the checks (many items: the
+    /// warnings and failures must not drown in passes).
+    summarized: bool,
 }
 
 /// The rows in the order found, indexed by check and subject and by item: a fleet of a thousand
@@ -137,6 +140,7 @@ impl<'a> Preflight<'a> {
             capacities: RefCell::new(None),
             gateways: RefCell::new(HashMap::new()),
             rows: RefCell::new(Rows::default()),
+            summarized: false,
         }
     }
 
@@ -173,7 +177,7 @@ impl<'a> Preflight<'a> {
         at.sort_unstable();
         let mine: Vec<&Row> = at.iter().map(|at| &rows.list[*at]).collect();
         for row in &mine {
-            log(key, row);
+            log(key, row, self.summarized);
         }
         let failed: Vec<&Row> = mine
             .into_iter()
@@ -188,16 +192,31 @@ impl<'a> Preflight<'a> {
     }
 }
 
-fn log(key: &str, row: &Row) {
-    let line = format!(
-        "preflight {} of {} for {key}: {:?}: {}",
-        row.check, row.subject, row.verdict, row.detail
-    );
+fn log(key: &str, row: &Row, summarized: bool) {
+    let line = || {
+        format!(
+            "preflight {} of {} for {key}: {:?}: {}",
+            row.check, row.subject, row.verdict, row.detail
+        )
+    };
     match row.verdict {
-        Verdict::Fail => tracing::error!("{line}"),
-        Verdict::Warn => tracing::warn!("{line}"),
-        Verdict::Pass | Verdict::Skip => tracing::info!("{line}"),
+        Verdict::Fail => tracing::error!("{}", line()),
+        Verdict::Warn => tracing::warn!("{}", line()),
+        Verdict::Pass | Verdict::Skip if summarized => tracing::debug!("{}", line()),
+        Verdict::Pass | Verdict::Skip => tracing::info!("{}", line()),
     }
+}
+
+/// The line that ends a fleet's checks: how many rows came to each verdict.
+fn summary(items: usize, rows: &[Row]) -> String {
+    let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
+    format!(
+        "preflight of {items} item(s): {} check(s) passed, {} warned, {} failed, {} skipped (each in the `preflight` output; warnings and failures above)",
+        count(Verdict::Pass),
+        count(Verdict::Warn),
+        count(Verdict::Fail),
+        count(Verdict::Skip)
+    )
 }
 
 /// The error a refused item ends with: what failed, and the first failure's help.
@@ -265,15 +284,24 @@ pub(crate) async fn fleet(
     if !enabled {
         return;
     }
-    let preflight = Preflight::new(ctx, profile);
+    let preflight = Preflight {
+        summarized: true,
+        ..Preflight::new(ctx, profile)
+    };
+    let mut checked = 0;
     for node in nodes.iter_mut() {
         let refused = match &node.item {
-            Ok(item) => preflight.item(&node.key, item.info()).await,
+            Ok(item) => {
+                checked += 1;
+                preflight.item(&node.key, item.info()).await
+            }
             Err(_) => None,
         };
         if let Some(e) = refused {
             node.item = Err(e);
         }
     }
-    out.preflight = Some(preflight.rows());
+    let rows = preflight.rows();
+    tracing::info!("{}", summary(checked, &rows));
+    out.preflight = Some(rows);
 }

@@ -253,4 +253,19 @@ async fn a_fleet_reads_each_capacity_once_and_reports_a_refused_item_as_failed()
         .find(|r| r["check"] == "capacity" && r["verdict"] == "fail")
         .expect("the suspended capacity's row");
     assert_eq!(suspended["items"].as_array().map(Vec::len), Some(2));
+    // Failures are logged per item; passes only count in one summary line.
+    let log = run.log_text();
+    assert_eq!(
+        log.matches("preflight capacity of").count(),
+        2,
+        "one failure line per refused item, no pass line:\n{log}"
+    );
+    let passed = rows.iter().filter(|r| r["verdict"] == "pass").count();
+    let failed = rows.iter().filter(|r| r["verdict"] == "fail").count();
+    assert!(
+        log.contains(&format!(
+            "preflight of 3 item(s): {passed} check(s) passed, 0 warned, {failed} failed"
+        )),
+        "{log}"
+    );
 }
