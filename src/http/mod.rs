@@ -126,6 +126,11 @@ impl Http {
         &self.pace
     }
 
+    /// Whether the service has throttled this run (a 429), without copying the counters.
+    pub fn was_throttled(&self) -> bool {
+        self.stats.lock().is_ok_and(|s| s.throttled > 0)
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()

@@ -178,7 +178,7 @@ impl Follower<'_, '_> {
             // every call saved lets another item start sooner.
             aim: match self.opts.aim {
                 Aim::Economy
-                    if self.ctx.http.pace().budgeted() || self.ctx.http.stats().throttled > 0 =>
+                    if self.ctx.http.pace().budgeted() || self.ctx.http.was_throttled() =>
                 {
                     Aim::Frugal
                 }
