@@ -22,7 +22,10 @@ pub(super) async fn run(
     if task.targets.len() > 1 {
         catalog.groups().await?;
     }
-    let preflight = Preflight::new(ctx, profile);
+    let preflight = match task.targets.len() {
+        1 => Preflight::new(ctx, profile),
+        _ => Preflight::new(ctx, profile).summarized(),
+    };
     let mut code = ExitCode::Success;
     let mut unresolved = Vec::new();
     for target in &task.targets {
@@ -45,12 +48,7 @@ pub(super) async fn run(
     }
     let rows = preflight.rows();
     let failed = rows.iter().filter(|r| r.verdict == Verdict::Fail).count();
-    let warned = rows.iter().filter(|r| r.verdict == Verdict::Warn).count();
-    tracing::info!(
-        "preflight of {} item(s): {} check(s), {failed} failed, {warned} inconclusive",
-        task.targets.len(),
-        rows.len()
-    );
+    tracing::info!("{}", crate::preflight::summary(task.targets.len(), &rows));
     let file = serde_json::json!({"checks": rows, "unresolved": unresolved});
     std::fs::write(
         &task.output_file,

@@ -132,6 +132,14 @@ struct Rows {
 }
 
 impl<'a> Preflight<'a> {
+    /// Checks of several items: passes go to the debug log, to be counted in one [`summary`].
+    pub(crate) fn summarized(self) -> Preflight<'a> {
+        Preflight {
+            summarized: true,
+            ..self
+        }
+    }
+
     /// Checks run as `profile`.
     pub(crate) fn new(ctx: &'a Context<'a>, profile: &'a Profile) -> Preflight<'a> {
         Preflight {
@@ -207,8 +215,8 @@ fn log(key: &str, row: &Row, summarized: bool) {
     }
 }
 
-/// The line that ends a fleet's checks: how many rows came to each verdict.
-fn summary(items: usize, rows: &[Row]) -> String {
+/// The line that ends the checks of several items: how many rows came to each verdict.
+pub(crate) fn summary(items: usize, rows: &[Row]) -> String {
     let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
     format!(
         "preflight of {items} item(s): {} check(s) passed, {} warned, {} failed, {} skipped (each in the `preflight` output; warnings and failures above)",
@@ -284,10 +292,7 @@ pub(crate) async fn fleet(
     if !enabled {
         return;
     }
-    let preflight = Preflight {
-        summarized: true,
-        ..Preflight::new(ctx, profile)
-    };
+    let preflight = Preflight::new(ctx, profile).summarized();
     let mut checked = 0;
     for node in nodes.iter_mut() {
         let refused = match &node.item {

@@ -77,8 +77,6 @@ pub(crate) struct Admission<'a> {
     capacity: String,
     slot: i64,
     holder: i64,
-    /// The item's claim, given back with the slot (one store call for both).
-    claim: Option<String>,
 }
 
 /// Waits for a slot of `info`'s capacity (at most `limit` held at once across processes) until
@@ -98,10 +96,20 @@ pub(crate) async fn admit<'a>(
     };
     let mut told = None;
     loop {
-        let wait = match store
+        let answer = store
             .take_slot(&info.capacity, limit, holder, slot_lease())
-            .await?
-        {
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                // A place left in the queue would hold back every run behind it for a lease.
+                if let Err(e) = store.release_slot(&info.capacity, None, holder).await {
+                    tracing::warn!("{e}; the place in the queue lapses on its own");
+                }
+                return Err(e);
+            }
+        };
+        let wait = match answer {
             Slot::Taken(slot) => {
                 if told.is_some() {
                     tracing::info!("capacity {}: slot {slot} taken", info.capacity);
@@ -111,7 +119,6 @@ pub(crate) async fn admit<'a>(
                     capacity: info.capacity.clone(),
                     slot,
                     holder,
-                    claim: None,
                 }));
             }
             Slot::Queued { ahead } => {
@@ -149,20 +156,20 @@ impl<'a> Admission<'a> {
             capacity,
             slot,
             holder,
-            claim: None,
-        }
-    }
-
-    /// The claim on `key` is given back with the slot.
-    pub(crate) fn with_claim(self, key: &str) -> Admission<'a> {
-        Admission {
-            claim: Some(key.to_string()),
-            ..self
         }
     }
 
     /// Runs `work` while renewing the slot, then gives the slot back.
     pub(crate) async fn hold<T>(self, work: impl Future<Output = T>) -> T {
+        let result = self.renewing(work).await;
+        if let Err(e) = self.release(None).await {
+            tracing::warn!("{e}; the slot lapses on its own");
+        }
+        result
+    }
+
+    /// Runs `work` while renewing the slot (which stays held).
+    pub(crate) async fn renewing<T>(&self, work: impl Future<Output = T>) -> T {
         let renew = async {
             loop {
                 tokio::time::sleep(renew_every()).await;
@@ -185,19 +192,17 @@ impl<'a> Admission<'a> {
                 }
             }
         };
-        let result = tokio::select! {
+        tokio::select! {
             result = work => result,
             () = renew => unreachable!("the renewal loop never ends"),
-        };
-        let claim = self.claim.as_deref();
-        if let Err(e) = self
-            .store
+        }
+    }
+
+    /// Gives the slot back, with the claim on `claim` when given: one store call for both.
+    pub(crate) async fn release(self, claim: Option<&str>) -> Result<(), Error> {
+        self.store
             .release(&self.capacity, Some(self.slot), claim, self.holder)
             .await
-        {
-            tracing::warn!("{e}; the slot and the claim lapse on their own");
-        }
-        result
     }
 }
 

@@ -41,7 +41,8 @@ pub(crate) struct Options {
     /// Whether the wait sees the end promptly or spends few calls (a fleet item nobody waits on).
     pub aim: Aim,
     /// How long refreshes on the item's capacity lately waited in the service's queue before
-    /// they began (a fleet learns it): an economical wait looks that much later.
+    /// they began (a fleet learns it): an economical wait looks later by its `likely` part, a
+    /// frugal one by its `late` part.
     pub queue: crate::wait::Queue,
 }
 
@@ -121,23 +122,30 @@ pub(crate) async fn refresh_with(
     match store.claim_item(&key, holder, ttl).await? {
         Claim::Held { holder, since } => follower.on_claimed(holder, since, out).await,
         Claim::Ours => {
+            let mut held = None;
             let result = match opts.per_capacity {
                 None => follower.trigger(out).await,
                 Some(limit) => {
                     let step = follower.store_step();
                     let deadline = follower.deadline;
                     match admission::admit(store, holder, info, limit, step, deadline).await {
-                        // The slot and the claim go back together.
                         Ok(Some(slot)) => {
-                            return slot.with_claim(&key).hold(follower.trigger(out)).await;
+                            let result = slot.renewing(follower.trigger(out)).await;
+                            held = Some(slot);
+                            result
                         }
                         Ok(None) => Ok(follower.no_slot().await),
                         Err(e) => Err(e),
                     }
                 }
             };
-            if let Err(e) = store.release_item(&key, holder).await {
-                tracing::warn!("{e}; the claim lapses on its own");
+            // The claim goes back with the slot when one was held: one store call.
+            let released = match held {
+                Some(slot) => slot.release(Some(&key)).await,
+                None => store.release_item(&key, holder).await,
+            };
+            if let Err(e) = released {
+                tracing::warn!("{e}; what was not given back lapses on its own");
             }
             result
         }

@@ -93,12 +93,16 @@ impl Store {
 
     /// Gives `item_key` back, if `holder` still holds it.
     pub async fn release_item(&self, item_key: &str, holder: i64) -> Result<(), Error> {
-        let delete = self
-            .dialect()
-            .delete(CLAIMS.name, &[Cond::Eq("item_key"), Cond::Eq("holder")]);
+        let delete = give_back(self.dialect());
         let params = vec![Value::text(item_key), Value::text(&holder.to_string())];
         let action = format!("release the claim on {item_key}");
         self.call(&action, move |s| s.execute(&delete, &params))
             .await
     }
+}
+
+/// The statement that gives a claim back (parameters: the item's key, the holder), only if the
+/// holder still holds it.
+pub(super) fn give_back(d: super::Dialect) -> String {
+    d.delete(CLAIMS.name, &[Cond::Eq("item_key"), Cond::Eq("holder")])
 }

@@ -273,7 +273,10 @@ impl Dialect {
             Cond::AtLeast(c) => format!("{} >= ?", self.quote(c)),
             Cond::AtMost(c) => format!("{} <= ?", self.quote(c)),
             Cond::IsNull(c) => format!("{} IS NULL", self.quote(c)),
-            Cond::In(c, n) => format!("{} IN ({})", self.quote(c), placeholders(n.max(1))),
+            Cond::In(c, n) => {
+                debug_assert!(n > 0, "an empty IN list binds nothing");
+                format!("{} IN ({})", self.quote(c), placeholders(n.max(1)))
+            }
         }
     }
 

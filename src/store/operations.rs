@@ -24,30 +24,32 @@ pub const ABANDONED: &str = "Abandoned";
 pub const INTERRUPTED: &str = "Interrupted";
 
 /// Which of the operations `ids` are still running (their row says `Running` and has no end):
-/// a claim or a slot held by any other has lapsed. One statement however many there are.
+/// a claim or a slot held by any other has lapsed. One statement per 500 ids (a capacity has at
+/// most as many slots as its limit; old SQLite takes at most 999 parameters).
 pub(super) fn running(
     s: &super::conn::Session<'_>,
     ids: &[i64],
 ) -> Result<std::collections::HashSet<i64>, DbError> {
-    if ids.is_empty() {
-        return Ok(std::collections::HashSet::new());
+    let mut live = std::collections::HashSet::new();
+    for chunk in ids.chunks(500) {
+        let sql = s.dialect.select(
+            OPERATIONS.name,
+            &["id", "status", "ended_at"],
+            &[Cond::In("id", chunk.len())],
+            &[],
+            false,
+        );
+        let params: Vec<Value> = chunk.iter().map(|id| Value::Int(Some(*id))).collect();
+        let rows = s.query(&sql, &params, |c| {
+            Ok((c.int()?.unwrap_or_default(), c.required_text()?, c.time()?))
+        })?;
+        live.extend(
+            rows.into_iter()
+                .filter(|(_, status, ended)| status == RUNNING && ended.is_none())
+                .map(|(id, _, _)| id),
+        );
     }
-    let sql = s.dialect.select(
-        OPERATIONS.name,
-        &["id", "status", "ended_at"],
-        &[Cond::In("id", ids.len())],
-        &[],
-        false,
-    );
-    let params: Vec<Value> = ids.iter().map(|id| Value::Int(Some(*id))).collect();
-    let rows = s.query(&sql, &params, |c| {
-        Ok((c.int()?.unwrap_or_default(), c.required_text()?, c.time()?))
-    })?;
-    Ok(rows
-        .into_iter()
-        .filter(|(_, status, ended)| status == RUNNING && ended.is_none())
-        .map(|(id, _, _)| id)
-        .collect())
+    Ok(live)
 }
 
 /// An operation that starts.

@@ -2,9 +2,10 @@
 //! workers, not just within one run.
 //!
 //! A slot is a row (capacity, slot number) taken with a primary-key insert, so two processes
-//! never hold the same one. A run that wants a slot first queues (its arrival is recorded), and
-//! takes a free slot only when no live run queued before it, so slots go out in order of
-//! arrival. Holders renew their slot while their refresh runs; a slot or a place in the queue
+//! never hold the same one. A run that finds nobody waiting takes a free slot at once; one that
+//! finds runs waiting, or no free slot, queues (its arrival is recorded) and takes a free slot
+//! only when no live run queued before it, so slots go out in order of arrival. Holders renew
+//! their slot while their refresh runs; a slot or a place in the queue
 //! whose holder stopped renewing (a dead worker) expires, and a slot whose holder's operation is
 //! no longer running (closed by a signal or by a retry) is free at once.
 
@@ -14,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::dialect::Cond;
 use super::operations::running;
-use super::schema::{CLAIMS, SLOT_QUEUE, SLOTS};
+use super::schema::{SLOT_QUEUE, SLOTS};
 use super::values::Value;
 use super::{Store, now};
 use crate::error::Error;
@@ -35,8 +36,9 @@ impl Store {
     /// Asks for one of `slots` slots of `capacity` for `holder`, renewing its place in the queue;
     /// `ttl` is how long the place or the slot lasts without renewal.
     ///
-    /// A run that finds nobody waiting takes a free slot without queueing first (four statements
-    /// in all); one that finds runs waiting, or no free slot, queues behind them. Two runs that
+    /// A run that finds nobody waiting takes a free slot without queueing first (three or four
+    /// statements in all); one that finds runs waiting, or no free slot, queues behind them. Two
+    /// runs that
     /// arrive within the same few milliseconds may then pass one another once; the slot's key
     /// still gives each number to one of them only, so the limit holds.
     pub async fn take_slot(
@@ -111,23 +113,29 @@ impl Store {
                     ahead += 1;
                 }
             }
-            // Joins the queue (once), or renews the place it has.
-            let join = || {
+            // Renews the place it has, or joins the queue: an insert that is sure to fail would
+            // cost the database an error (and a line in its log) at every ask.
+            let join = |queued: bool| {
+                if queued {
+                    let mut renew = vec![Value::Time(Some(expires))];
+                    renew.extend(key(&me));
+                    // A driver that cannot count rows is taken at its word that the place is there.
+                    if s.execute_counted(&queue_renew, &renew)?
+                        .is_none_or(|n| n > 0)
+                    {
+                        return Ok(());
+                    }
+                }
                 let row = [
                     Value::text(&capacity),
                     Value::text(&me),
                     Value::Time(Some(now)),
                     Value::Time(Some(expires)),
                 ];
-                if s.execute(&queue_insert, &row).is_err() {
-                    let mut renew = vec![Value::Time(Some(expires))];
-                    renew.extend(key(&me));
-                    s.execute(&queue_renew, &renew)?;
-                }
-                Ok::<_, super::conn::DbError>(())
+                s.execute(&queue_insert, &row)
             };
             if queued || ahead > 0 {
-                join()?;
+                join(queued)?;
                 queued = true;
             }
             let taken_by_me = |slot: i64| {
@@ -190,7 +198,7 @@ impl Store {
                 }
             }
             if !queued {
-                join()?;
+                join(false)?;
             }
             Ok(Slot::Queued { ahead })
         })
@@ -265,14 +273,15 @@ impl Store {
             ),
         }];
         if let Some(key) = claim {
-            statements.push((
-                d.delete(CLAIMS.name, &[Cond::Eq("item_key"), Cond::Eq("holder")]),
-                vec![Value::text(key), me],
-            ));
+            statements.push((super::claims::give_back(d), vec![Value::text(key), me]));
         }
+        let what = match slot {
+            Some(_) => format!("a slot of capacity {capacity}"),
+            None => format!("the place in the queue for capacity {capacity}"),
+        };
         let action = match claim {
-            Some(key) => format!("give back a slot of capacity {capacity} and the claim on {key}"),
-            None => format!("give back a slot of capacity {capacity}"),
+            Some(key) => format!("give back {what} and the claim on {key}"),
+            None => format!("give back {what}"),
         };
         self.call(&action, move |s| {
             statements

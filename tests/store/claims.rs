@@ -160,6 +160,12 @@ async fn capacity_slots_go_in_order_of_arrival_and_expire(backend: Backend) {
         Slot::Queued { ahead: 1 },
         "the free slot is b's: b queued first"
     );
+    let d = operation(&store).await;
+    assert_eq!(
+        store.take_slot("cap", 1, d, minute).await.expect("d"),
+        Slot::Queued { ahead: 2 },
+        "a newcomer never takes the slot a waiter is owed"
+    );
     assert_eq!(
         store
             .take_slot("cap", 1, b, Duration::ZERO)
@@ -189,8 +195,9 @@ async fn capacity_slots_go_in_order_of_arrival_and_expire(backend: Backend) {
 live!(capacity_slots_go_in_order_of_arrival_and_expire);
 
 /// Three slots held by three runs, two of which ended (a signal or a retry closed their rows):
-/// their slots are free at once, the live run's is not; a run that finds another waiting
-/// queues behind it instead of taking the slot that frees.
+/// their slots are free at once, the live run's is not; a newcomer takes a free slot only when
+/// one is left over for every run waiting before it, and the slot and the claim of a run whose
+/// refresh ended go back in one call.
 async fn slots_of_ended_runs_are_free_and_newcomers_queue_behind_waiters(backend: Backend) {
     use pbiops::store::Slot;
     let db = TestDb::new(backend);

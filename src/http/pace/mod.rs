@@ -149,8 +149,10 @@ impl Pace {
         }
     }
 
-    /// Whether any API keeps a budget: this run was throttled, or another run as the same
-    /// principal was lately (taken in from the store), so calls are what binds.
+    /// Whether any API keeps a budget, learned from this run's 429s or taken in from the store
+    /// (another run as the same principal was throttled lately): calls are what binds. Any API:
+    /// a fleet mixing models and Dataflow Gen2 spends fewer calls on both once either throttles
+    /// (the waits do not know their lane; sparing calls on the other API only costs latency).
     pub(crate) fn budgeted(&self) -> bool {
         self.lanes
             .lock()
