@@ -48,7 +48,8 @@ pub(super) async fn run(
     }
     let rows = preflight.rows();
     let failed = rows.iter().filter(|r| r.verdict == Verdict::Fail).count();
-    tracing::info!("{}", crate::preflight::summary(task.targets.len(), &rows));
+    let checked = task.targets.len() - unresolved.len();
+    tracing::info!("{}", crate::preflight::summary(checked, &rows));
     let file = serde_json::json!({"checks": rows, "unresolved": unresolved});
     std::fs::write(
         &task.output_file,

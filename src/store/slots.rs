@@ -38,9 +38,8 @@ impl Store {
     ///
     /// A run that finds nobody waiting takes a free slot without queueing first (three or four
     /// statements in all); one that finds runs waiting, or no free slot, queues behind them. Two
-    /// runs that
-    /// arrive within the same few milliseconds may then pass one another once; the slot's key
-    /// still gives each number to one of them only, so the limit holds.
+    /// runs that arrive within the same few milliseconds may then pass one another once; the
+    /// slot's key still gives each number to one of them only, so the limit holds.
     pub async fn take_slot(
         &self,
         capacity: &str,
@@ -62,7 +61,7 @@ impl Store {
             &[("arrived_at", false), ("holder", false)],
             false,
         );
-        let queue_drop = d.delete(SLOT_QUEUE.name, &[cap, Cond::Eq("holder")]);
+        let queue_drop = leave_queue(d);
         // Stale rows go only if still as read: a holder that renewed meanwhile keeps its own.
         let queue_drop_stale = d.delete(
             SLOT_QUEUE.name,
@@ -267,10 +266,7 @@ impl Store {
                 ),
                 vec![Value::text(capacity), Value::Int(Some(slot)), me.clone()],
             ),
-            None => (
-                d.delete(SLOT_QUEUE.name, &[Cond::Eq("capacity"), Cond::Eq("holder")]),
-                vec![Value::text(capacity), me.clone()],
-            ),
+            None => (leave_queue(d), vec![Value::text(capacity), me.clone()]),
         }];
         if let Some(key) = claim {
             statements.push((super::claims::give_back(d), vec![Value::text(key), me]));
@@ -330,4 +326,10 @@ impl Store {
         )
         .await
     }
+}
+
+/// The statement that takes a holder out of a capacity's queue (parameters: the capacity, the
+/// holder): when it takes a slot, and when it gives up waiting.
+fn leave_queue(d: super::Dialect) -> String {
+    d.delete(SLOT_QUEUE.name, &[Cond::Eq("capacity"), Cond::Eq("holder")])
 }
