@@ -9,12 +9,13 @@
 //! every night) and this run's duration is drawn within ±5 % too, from a fixed seed. The adaptive
 //! policy is the one `pbiops` runs (`PollPolicy::next`), with `poll.min` 1 s and `poll.max` 5 min;
 //! "first refresh" is the same policy without any history; "economy" is the policy a fleet item
-//! nobody depends on runs (`Aim::Economy`: fewest calls). A benchmark, not a test: it prints a
+//! nobody depends on runs (`Aim::Economy`: fewest calls), with that `poll.max` given and with the
+//! default one (2 min, which such a wait passes after one early look: `Ceiling::Default`). A benchmark, not a test: it prints a
 //! table and the targets, and asserts nothing.
 
 use std::time::Duration;
 
-use pbiops::wait::{Aim, Expectation, PollPolicy, Queue};
+use pbiops::wait::{Aim, Ceiling, Expectation, PollPolicy, Queue};
 
 const DURATIONS: &[f64] = &[
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 7200.0,
@@ -32,6 +33,18 @@ fn simulate(next: &mut dyn FnMut(f64) -> f64, actual: f64) -> (u32, f64) {
     (calls, t - actual)
 }
 
+/// The intervals `policy` chooses, jittered from `jitter`.
+fn adaptive<'a>(
+    policy: &'a PollPolicy,
+    jitter: &'a mut fastrand::Rng,
+) -> impl FnMut(f64) -> f64 + 'a {
+    move |t| {
+        policy
+            .next(Duration::from_secs_f64(t), jitter.f64() * 2.0 - 1.0)
+            .as_secs_f64()
+    }
+}
+
 fn fixed(every: f64) -> impl FnMut(f64) -> f64 {
     move |_| every
 }
@@ -43,15 +56,16 @@ fn main() {
         "polling a refresh, {RUNS} runs per duration (virtual clock; adaptive: poll.min 1 s, poll.max 5 min)\n"
     );
     println!(
-        "| duration | adaptive calls | adaptive latency (max) | adaptive latency / its target (max; target ≤ 1) | first refresh calls | first refresh latency (max) | fixed 5 s calls | fixed 5 s latency (max) | fixed 60 s calls | fixed 60 s latency (max) | adaptive calls / fixed 5 s | economy calls | economy latency (mean, % of the duration) |"
+        "| duration | adaptive calls | adaptive latency (max) | adaptive latency / its target (max; target ≤ 1) | first refresh calls | first refresh latency (max) | fixed 5 s calls | fixed 5 s latency (max) | fixed 60 s calls | fixed 60 s latency (max) | adaptive calls / fixed 5 s | economy calls | economy latency (mean, % of the duration) | economy, default poll.max: calls | economy, default poll.max: latency (mean, %) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // A run's latency target is max(2 s, 2 % of its own duration), which varies ±5 % around the nominal one.
     let (mut total_adaptive, mut total_fixed5) = (0.0, 0.0);
     for &d in DURATIONS {
         // The worst latency relative to the run's own target, max(2 s, 2 % of its duration).
         let mut a_ratio = 0.0f64;
         let (mut e_calls, mut e_late) = (0.0, 0.0);
+        let (mut d_calls, mut d_late) = (0.0, 0.0);
         let (
             mut a_calls,
             mut a_late,
@@ -73,44 +87,33 @@ fn main() {
                 expectation: Expectation::from_durations(&history),
                 aim: Aim::Promptness,
                 queue: Queue::NONE,
+                ceiling: Ceiling::Given,
             };
             let blind = PollPolicy::bounded(Duration::from_secs(1), Duration::from_secs(300));
             let economy = PollPolicy {
                 aim: Aim::Economy,
                 ..policy
             };
+            // What a fleet item runs when the task leaves `poll.max` at its default (2 min).
+            let economy_default = PollPolicy {
+                max: Duration::from_secs(120),
+                ceiling: Ceiling::Default,
+                ..economy
+            };
             let mut jitter = fastrand::Rng::with_seed(rng.u64(..));
-            let (c, l) = simulate(
-                &mut |t| {
-                    policy
-                        .next(Duration::from_secs_f64(t), jitter.f64() * 2.0 - 1.0)
-                        .as_secs_f64()
-                },
-                actual,
-            );
+            let (c, l) = simulate(&mut adaptive(&policy, &mut jitter), actual);
             a_calls += c as f64;
             a_late = a_late.max(l);
             a_ratio = a_ratio.max(l / (0.02 * actual).max(2.0));
-            let (c, l) = simulate(
-                &mut |t| {
-                    blind
-                        .next(Duration::from_secs_f64(t), jitter.f64() * 2.0 - 1.0)
-                        .as_secs_f64()
-                },
-                actual,
-            );
+            let (c, l) = simulate(&mut adaptive(&blind, &mut jitter), actual);
             b_calls += c as f64;
             b_late = b_late.max(l);
-            let (c, l) = simulate(
-                &mut |t| {
-                    economy
-                        .next(Duration::from_secs_f64(t), jitter.f64() * 2.0 - 1.0)
-                        .as_secs_f64()
-                },
-                actual,
-            );
+            let (c, l) = simulate(&mut adaptive(&economy, &mut jitter), actual);
             e_calls += c as f64;
             e_late += l / actual;
+            let (c, l) = simulate(&mut adaptive(&economy_default, &mut jitter), actual);
+            d_calls += c as f64;
+            d_late += l / actual;
             let (c, l) = simulate(&mut fixed(5.0), actual);
             f5_calls += c as f64;
             f5_late = f5_late.max(l);
@@ -122,7 +125,7 @@ fn main() {
         total_adaptive += a_calls;
         total_fixed5 += f5_calls;
         println!(
-            "| {} | {:.1} | {:.1} s | {:.2} | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.2} | {:.1} | {:.1} % |",
+            "| {} | {:.1} | {:.1} s | {:.2} | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.1} | {:.1} s | {:.2} | {:.1} | {:.1} % | {:.1} | {:.1} % |",
             human(d),
             a_calls / n,
             a_late,
@@ -135,7 +138,9 @@ fn main() {
             f60_late,
             a_calls / f5_calls,
             e_calls / n,
-            100.0 * e_late / n
+            100.0 * e_late / n,
+            d_calls / n,
+            100.0 * d_late / n
         );
     }
     println!(

@@ -161,6 +161,7 @@ pub(crate) mod tests {
             timeout: Duration::from_secs(3600),
             poll_min: Duration::from_secs_f64(poll_min),
             poll_max: Duration::from_secs_f64(poll_max),
+            poll_ceiling: crate::wait::Ceiling::Given,
             grace: Duration::from_secs(60),
             max_overrun: None,
         }

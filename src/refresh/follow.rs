@@ -185,6 +185,7 @@ impl Follower<'_, '_> {
                 aim => aim,
             },
             queue: self.opts.queue,
+            ceiling: self.opts.wait.poll_ceiling,
         }
     }
 

@@ -33,6 +33,7 @@ pub mod words;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::wait::Ceiling;
 use serde::Serialize;
 
 pub use around::Around;
@@ -181,6 +182,9 @@ pub struct WaitOptions {
     pub poll_min: Duration,
     /// Longest interval between two status polls.
     pub poll_max: Duration,
+    /// Whether the task gave `poll.max` (a bound for every wait) or left the default (which an
+    /// economical wait with a history may pass: [`Ceiling::Default`]).
+    pub poll_ceiling: Ceiling,
     /// How long a new refresh id may be missing from the service before it counts as dropped.
     pub grace: Duration,
     /// End the wait once the refresh has run this many times its item's p90 duration.

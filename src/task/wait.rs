@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::WaitOptions;
 use super::fields::{Dur, Multiple};
 use crate::error::Error;
+use crate::wait::Ceiling;
 
 /// Default overall wait: the service's own default per-attempt timeout (five hours).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 3600);
@@ -29,7 +30,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(120);
 pub struct RawPoll {
     /// Shortest interval (default PT2S).
     pub min: Option<Dur>,
-    /// Longest interval (default PT2M, or poll.min when longer).
+    /// Longest interval (default PT2M, or poll.min when longer). Given, it bounds every wait;
+    /// the default lets a fleet item nobody waits on sleep past it once it has looked early.
     pub max: Option<Dur>,
 }
 
@@ -86,6 +88,11 @@ impl WaitFields {
             timeout: timeout("timeout", self.timeout)?.unwrap_or(DEFAULT_TIMEOUT),
             poll_min,
             poll_max,
+            poll_ceiling: if poll.max.is_some() {
+                Ceiling::Given
+            } else {
+                Ceiling::Default
+            },
             grace: self.grace.map_or(DEFAULT_GRACE, |d| d.0),
             max_overrun: self.max_overrun.map(|m| m.0),
         })
@@ -131,6 +138,19 @@ mod tests {
         assert_eq!(
             long_min.options().expect("valid").poll_max,
             Duration::from_secs(600)
+        );
+        assert_eq!(o.poll_ceiling, Ceiling::Default, "poll.max left out");
+        let given = WaitFields {
+            poll: Some(RawPoll {
+                min: None,
+                max: Some(Dur(DEFAULT_POLL_MAX)),
+            }),
+            ..WaitFields::default()
+        };
+        assert_eq!(
+            given.options().expect("valid").poll_ceiling,
+            Ceiling::Given,
+            "even when it equals the default"
         );
         let zero = WaitFields {
             timeout: Some(Dur(Duration::ZERO)),

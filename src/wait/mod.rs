@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 
 mod policy;
-pub use policy::{Aim, Expectation, PollPolicy, Queue};
+pub use policy::{Aim, Ceiling, Expectation, PollPolicy, Queue};
 
 /// What one poll found.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,9 +85,17 @@ where
         if last_poll {
             return Ok(Waited::TimedOut);
         }
-        let delay = policy
+        let mut delay = policy
             .next(started + start.elapsed(), jitter())
             .max(at_least);
+        if !seen {
+            // A refresh not seen yet is looked for again when its grace ends, however long
+            // the policy would sleep: dropped is decided then, not at the next planned look.
+            let left = grace.saturating_sub(start.elapsed());
+            if !left.is_zero() {
+                delay = delay.min(left.max(policy.min));
+            }
+        }
         // At the deadline, one last look, so a refresh that ended since the previous poll is
         // reported as ended rather than as timed out.
         last_poll = !sleep_before_deadline(delay, deadline).await;
@@ -116,6 +124,7 @@ mod tests {
         max: Duration::from_secs(60),
         aim: Aim::Promptness,
         queue: Queue::NONE,
+        ceiling: Ceiling::Given,
     };
 
     #[tokio::test(start_paused = true)]
@@ -165,6 +174,7 @@ mod tests {
             expectation,
             aim: Aim::Promptness,
             queue: Queue::NONE,
+            ceiling: Ceiling::Given,
         };
         let polls = Cell::new(0u32);
         let start = Instant::now();
@@ -284,6 +294,35 @@ mod tests {
         assert_eq!(result, Waited::Dropped);
         assert!(
             start.elapsed() >= Duration::from_secs(30) && start.elapsed() < Duration::from_secs(60)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_not_seen_yet_is_looked_for_again_when_its_grace_ends() {
+        // An economical wait on an hour-long refresh would sleep from its early look straight to
+        // the expected end; a refresh the service never showed is dropped at the grace instead.
+        let policy = PollPolicy {
+            expectation: Expectation::from_durations(&[Duration::from_secs(3600)]),
+            aim: Aim::Economy,
+            ceiling: Ceiling::Default,
+            ..POLICY
+        };
+        let start = Instant::now();
+        let result: Waited<()> = until_done(
+            policy,
+            Duration::ZERO,
+            Duration::from_secs(3 * 3600),
+            Duration::from_secs(90),
+            false,
+            || async { Ok(Poll::Missing) },
+        )
+        .await
+        .expect("no error");
+        assert_eq!(result, Waited::Dropped);
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(90),
+            "the early look at 60 s, then the grace"
         );
     }
 

@@ -57,6 +57,21 @@ impl Queue {
     };
 }
 
+/// What `max` bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ceiling {
+    /// The task gave `poll.max`: it bounds every interval, whatever the aim.
+    #[default]
+    Given,
+    /// `poll.max` is the default. It bounds every interval of a prompt wait and of a wait without
+    /// a history. An economical or frugal wait with a history looks once by then (most failures
+    /// show early: missing credentials, a gateway, a refused source), then straight where the
+    /// refresh is expected to have ended, however long it runs: a two-hour refresh costs about
+    /// three reads instead of sixty, and one that ends far earlier than usual is seen at the
+    /// expected end, which costs a night nothing when nobody waits on the item.
+    Default,
+}
+
 /// What a wait optimizes for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Aim {
@@ -126,6 +141,8 @@ pub struct PollPolicy {
     /// The wait in the service's queue before the refresh begins: economy and frugal look that
     /// much later (promptness does not guess: a queue may empty at any time).
     pub queue: Queue,
+    /// Whether `max` bounds every interval.
+    pub ceiling: Ceiling,
 }
 
 impl PollPolicy {
@@ -137,6 +154,7 @@ impl PollPolicy {
             expectation: None,
             aim: Aim::Promptness,
             queue: Queue::NONE,
+            ceiling: Ceiling::Given,
         }
     }
 
@@ -151,6 +169,7 @@ impl PollPolicy {
         let u = jitter.clamp(-1.0, 1.0).abs();
         // Jitter only shortens an interval: a longer one would overshoot the window or the
         // precision promised above.
+        let mut ceiling = max;
         let jittered = match (self.aim, self.expectation) {
             (Aim::Promptness, None) => BLIND * t * (1.0 - JITTER * u),
             (Aim::Economy, None) => ECONOMY * t * (1.0 - JITTER * u),
@@ -162,8 +181,15 @@ impl PollPolicy {
                     ((e.median + e.p90) / 2 + self.queue.likely, ECONOMY)
                 };
                 let first = first.as_secs_f64();
-                if t + min < first {
-                    // Straight to the first look (the caller caps each sleep at `max`).
+                let early = self.ceiling == Ceiling::Default;
+                if early {
+                    ceiling = max.max(first);
+                }
+                if early && max < first && t + min < max {
+                    // One early look, where most failures show.
+                    max - t
+                } else if t + min < first {
+                    // Straight to the first look (in steps of `max` when the task gave it).
                     first - t
                 } else {
                     fraction * t * (1.0 - JITTER * u)
@@ -189,7 +215,7 @@ impl PollPolicy {
                 }
             }
         };
-        Duration::from_secs_f64(jittered.clamp(min, max))
+        Duration::from_secs_f64(jittered.clamp(min, ceiling))
     }
 }
 
@@ -237,6 +263,7 @@ mod tests {
             expectation: Some(e),
             aim: Aim::Promptness,
             queue: Queue::NONE,
+            ceiling: Ceiling::Given,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -264,6 +291,7 @@ mod tests {
             }),
             aim: Aim::Promptness,
             queue: Queue::NONE,
+            ceiling: Ceiling::Given,
         };
         assert_eq!(short.next(s(0.0), 0.0), s(9.5));
         assert_eq!(
@@ -290,6 +318,7 @@ mod tests {
             }),
             aim: Aim::Economy,
             queue: Queue::NONE,
+            ceiling: Ceiling::Given,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -319,6 +348,86 @@ mod tests {
     }
 
     #[test]
+    fn with_the_default_ceiling_economy_looks_early_once_then_straight_at_the_expected_end() {
+        let given = PollPolicy {
+            min: s(1.0),
+            max: s(120.0),
+            expectation: Some(Expectation {
+                median: s(2400.0),
+                spread: 0.1,
+                p90: s(2600.0),
+            }),
+            aim: Aim::Economy,
+            queue: Queue::NONE,
+            ceiling: Ceiling::Given,
+        };
+        let default = PollPolicy {
+            ceiling: Ceiling::Default,
+            ..given
+        };
+        assert_eq!(default.next(s(0.0), 1.0), s(120.0), "the early look");
+        assert_eq!(
+            default.next(s(120.5), 0.0),
+            s(2379.5),
+            "then straight to the first look at 2500 s"
+        );
+        assert_eq!(
+            default.next(s(2500.0), 0.0),
+            s(2500.0 / 3.0),
+            "a third of the elapsed time, past poll.max"
+        );
+        assert_eq!(
+            default.next(s(9000.0), 0.0),
+            s(2500.0),
+            "never longer than the first look"
+        );
+        for t in [0.0, 120.5, 2500.0] {
+            assert_eq!(given.next(s(t), 0.0), s(120.0), "a given poll.max binds");
+        }
+        let frugal = PollPolicy {
+            aim: Aim::Frugal,
+            ..default
+        };
+        assert_eq!(frugal.next(s(0.0), 0.0), s(120.0));
+        assert_eq!(frugal.next(s(120.0), 0.0), s(2480.0), "to p90");
+        let short = PollPolicy {
+            expectation: Some(Expectation {
+                median: s(60.0),
+                spread: 0.1,
+                p90: s(70.0),
+            }),
+            ..default
+        };
+        assert_eq!(
+            short.next(s(0.0), 0.0),
+            s(65.0),
+            "no early look before the first"
+        );
+        for (other, t) in [
+            (
+                PollPolicy {
+                    aim: Aim::Promptness,
+                    ..default
+                },
+                0.0,
+            ),
+            (
+                PollPolicy {
+                    expectation: None,
+                    ..default
+                },
+                5000.0,
+            ),
+        ] {
+            assert_eq!(
+                other.next(s(t), 0.0),
+                s(120.0),
+                "a prompt or blind wait keeps the default bound"
+            );
+        }
+    }
+
+    #[test]
     fn a_queue_in_the_service_pushes_an_economical_first_look_back_and_nothing_else() {
         let p = PollPolicy {
             min: s(1.0),
@@ -333,6 +442,7 @@ mod tests {
                 likely: s(120.0),
                 late: s(200.0),
             },
+            ceiling: Ceiling::Given,
         };
         assert_eq!(
             p.next(s(500.0), 0.0),
