@@ -6,11 +6,12 @@
 
 pub(crate) mod cloud;
 pub(crate) mod environ;
+mod help;
 pub(crate) mod network;
 mod profiles;
+mod store;
+mod values;
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -18,61 +19,15 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::kestra::LogFormat;
-use crate::task::duration;
 pub use cloud::Cloud;
+pub use help::ENV_HELP;
 pub use network::Network;
 pub use profiles::{Credential, ManagedIdentityEndpoint, Profile, profile_var};
-
-/// The environment variables, for `--help`.
-pub const ENV_HELP: &str = "\
-Environment:
-  PBIOPS_TASK                     the task as JSON (instead of arguments, --task-file or stdin)
-  PBIOPS_TENANT_ID                the default profile's tenant (GUID or domain)
-  PBIOPS_CLIENT_ID                the default profile's application (client) id
-  PBIOPS_CLIENT_SECRET            its client secret (the secret's value, not its id), or:
-  PBIOPS_CERTIFICATE_PATH         a PEM file with its certificate and private key, or:
-  PBIOPS_CERTIFICATE              that PEM (or its base64) itself, or:
-  PBIOPS_FEDERATED_TOKEN_FILE     a federated token file (AZURE_FEDERATED_TOKEN_FILE on AKS), or:
-  PBIOPS_MANAGED_IDENTITY         a managed identity: `system`, or a user-assigned client id
-  PBIOPS_AUTH                     the method, if explicit: secret, certificate, federated,
-                                  managed-identity
-  PBIOPS_PROFILE_<NAME>_<FIELD>   profile <name>, same fields: PBIOPS_PROFILE_<NAME>_TENANT_ID, ...
-  PBIOPS_CLOUD                    public, usgov (GCC), usgovhigh (GCC High), dod or china: the
-                                  Entra ID, Power BI and Fabric hosts and token scopes [public];
-                                  per profile: PBIOPS_PROFILE_<NAME>_CLOUD
-  PBIOPS_AUTHORITY_URL            Entra ID host [the cloud's, https://login.microsoftonline.com]
-  PBIOPS_POWERBI_URL              Power BI REST base [the cloud's, https://api.powerbi.com/v1.0/myorg]
-  PBIOPS_FABRIC_URL               Fabric REST base [the cloud's, https://api.fabric.microsoft.com/v1]
-  PBIOPS_IMDS_URL                 managed identity endpoint
-                                  [http://169.254.169.254/metadata/identity/oauth2/token]
-  IDENTITY_ENDPOINT               App Service managed identity endpoint (set by the platform)
-  IDENTITY_HEADER                 App Service managed identity secret (set by the platform)
-  PBIOPS_ODBC                     the store's ODBC connection string; `none` disables the store
-                                  [SQLite in PBIOPS_DATA_DIR]
-  PBIOPS_DATA_DIR                 the default SQLite store's directory [~/.local/share/pbiops]
-  PBIOPS_TOKEN_KEY                32 bytes, base64: encrypts stored tokens (AES-256-GCM)
-  PBIOPS_LEGACY_TOKEN_TABLE       also append Power BI tokens to this table (log.BearerTokens)
-  PBIOPS_LEGACY_TOKEN_MAX_LENGTH  that table's bearerToken column size [1300]
-  PBIOPS_SLOT_LEASE               how long a capacity slot (maxParallelPerCapacity) outlives a
-                                  worker that stopped renewing it; renewed every quarter of it
-                                  [PT2M, between PT10S and PT1H]
-  KESTRA_EXECUTION_ID             recorded with each operation, as are KESTRA_TASKRUN_ID,
-                                  KESTRA_FLOW_ID and KESTRA_NAMESPACE
-  PBIOPS_LOG_FORMAT               kestra, text or json [kestra unless stdout is a terminal]
-  PBIOPS_LOG_LEVEL                error, warn, info, debug or trace [info]
-  PBIOPS_HTTP_TIMEOUT             per-request timeout [PT60S]
-  PBIOPS_HTTP_RETRIES             attempts per call on 429, 5xx and network errors [6]
-  PBIOPS_HTTP_RETRY_BUDGET        total time one call may spend retrying [PT10M]
-  PBIOPS_HTTP_MAX_RESPONSE_MB     largest answer read, in MiB [32]
-  PBIOPS_CA_FILE                  PEM file of CA certificates trusted in addition to the
-                                  system's (a TLS-inspecting proxy's root)
-  HTTPS_PROXY, HTTP_PROXY         proxy for https:// and http:// URLs (also lower case); ALL_PROXY
-                                  for both; http://user:password@host:port
-  NO_PROXY                        hosts, domains (.corp.example), addresses or CIDRs reached
-                                  directly; loopback, link-local (169.254.169.254) and managed
-                                  identity endpoints are always reached directly
-Plain http:// endpoints are refused unless the host is loopback (the emulator) or a managed
-identity endpoint. Empty values count as unset.";
+pub use store::StoreSettings;
+pub use values::parse_log_format;
+use values::{
+    duration_var, endpoint, explicit, is_loopback, log_level, max_response_mb, positive, slot_lease,
+};
 
 const DEFAULT_IMDS: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
@@ -99,11 +54,6 @@ struct RawSettings {
     cloud: Option<String>,
     ca_file: Option<String>,
 }
-
-/// Largest HTTP timeout or retry budget, in seconds (a day).
-const MAX_SETTING_SECONDS: f64 = 86_400.0;
-/// Largest response cap, in MiB.
-const MAX_RESPONSE_MB: usize = 1024;
 
 /// Whether pbiops reads the environment variable `name` (so a value it cannot read as UTF-8
 /// is an error, not something to skip).
@@ -196,22 +146,6 @@ pub struct HttpBudget {
     pub attempts: u32,
     /// Total time one call may spend retrying.
     pub budget: Duration,
-}
-
-/// Where operations and tokens are recorded.
-#[derive(Debug, Clone)]
-pub struct StoreSettings {
-    /// The ODBC connection string; `None` when `PBIOPS_ODBC=none`.
-    pub connection: Option<SecretString>,
-    /// The directory of the default SQLite file, to create before connecting.
-    pub data_dir: Option<PathBuf>,
-    /// `PBIOPS_TOKEN_KEY` (base64 of 32 bytes; decoded and checked when the store opens,
-    /// before any request).
-    pub token_key: Option<SecretString>,
-    /// `PBIOPS_LEGACY_TOKEN_TABLE`.
-    pub legacy_table: Option<String>,
-    /// `PBIOPS_LEGACY_TOKEN_MAX_LENGTH`.
-    pub legacy_max_length: usize,
 }
 
 /// Kestra's ids for the operation log, when the flow passes them.
@@ -364,6 +298,12 @@ impl Settings {
                 .collect(),
         };
 
+        // Process-wide limits: the HTTP layer and the capacity admission read them as they go.
+        crate::http::set_max_response_bytes(
+            max_response_mb(raw.http_max_response_mb.as_deref())? << 20,
+        );
+        crate::refresh::admission::set_slot_lease(slot_lease(raw.slot_lease.as_deref())?);
+
         Ok(Settings {
             cloud,
             endpoints: Endpoints::of(cloud, &overrides),
@@ -388,23 +328,7 @@ impl Settings {
                     Duration::from_secs(600),
                 )?,
             },
-            store: {
-                let mebibytes = positive(
-                    "PBIOPS_HTTP_MAX_RESPONSE_MB",
-                    raw.http_max_response_mb.as_deref(),
-                    crate::http::DEFAULT_MAX_RESPONSE_BYTES >> 20,
-                )?;
-                if mebibytes > MAX_RESPONSE_MB {
-                    return Err(Error::setting(
-                        "PBIOPS_HTTP_MAX_RESPONSE_MB",
-                        format!("{mebibytes} MiB is more than {MAX_RESPONSE_MB} MiB"),
-                        "the default (32) fits every answer the services give",
-                    ));
-                }
-                crate::http::set_max_response_bytes(mebibytes << 20);
-                crate::refresh::admission::set_slot_lease(slot_lease(raw.slot_lease.as_deref())?);
-                store_settings(&raw, &foreign)?
-            },
+            store: store::store_settings(&raw, &foreign)?,
             kestra: KestraIds {
                 execution_id: foreign("KESTRA_EXECUTION_ID"),
                 taskrun_id: foreign("KESTRA_TASKRUN_ID"),
@@ -508,215 +432,6 @@ fn default_profile_fallbacks(
     }
     if default.is_empty() {
         profiles.remove("default");
-    }
-}
-
-fn store_settings(
-    raw: &RawSettings,
-    foreign: &dyn Fn(&str) -> Option<String>,
-) -> Result<StoreSettings, Error> {
-    let data_dir = raw
-        .data_dir
-        .clone()
-        .map(PathBuf::from)
-        .or_else(|| foreign("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("pbiops")))
-        .or_else(|| foreign("HOME").map(|h| PathBuf::from(h).join(".local/share/pbiops")));
-    let (connection, data_dir) = match raw.odbc.as_deref() {
-        Some(s) if s.trim().eq_ignore_ascii_case("none") => (None, None),
-        Some(s) => (Some(SecretString::from(s.to_string())), None),
-        None => {
-            let dir = data_dir.ok_or_else(|| {
-                Error::setting(
-                    "PBIOPS_DATA_DIR",
-                    "no data directory for the default SQLite store (HOME is not set)",
-                    "set PBIOPS_DATA_DIR, or PBIOPS_ODBC to a connection string (or `none`)",
-                )
-            })?;
-            // Write-ahead logging, synced at checkpoints: a commit is an append instead of a
-            // journal file created, synced and deleted, which is most of the CPU a fleet of
-            // recorded items spends; it also lets readers (a timeline, a concurrent run) go on
-            // while a run writes. A power cut may lose the last commits, never the database.
-            let conn = format!(
-                "Driver={{SQLite3}};Database={};JournalMode=WAL;SyncPragma=NORMAL;",
-                dir.join("pbiops.db").display()
-            );
-            (Some(SecretString::from(conn)), Some(dir))
-        }
-    };
-    let token_key = raw.token_key.clone().map(SecretString::from);
-    if let Some(table) = &raw.legacy_token_table {
-        crate::store::validate_table_name(table).map_err(|e| {
-            Error::setting(
-                "PBIOPS_LEGACY_TOKEN_TABLE",
-                e,
-                "a table name such as log.BearerTokens (letters, digits, underscores)",
-            )
-        })?;
-    }
-    Ok(StoreSettings {
-        connection,
-        data_dir,
-        token_key,
-        legacy_table: raw.legacy_token_table.clone(),
-        legacy_max_length: positive(
-            "PBIOPS_LEGACY_TOKEN_MAX_LENGTH",
-            raw.legacy_token_max_length.as_deref(),
-            1300,
-        )?,
-    })
-}
-
-fn log_level(value: Option<&str>) -> Result<tracing::Level, Error> {
-    Ok(match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("info") => tracing::Level::INFO,
-        Some("error") => tracing::Level::ERROR,
-        Some("warn") => tracing::Level::WARN,
-        Some("debug") => tracing::Level::DEBUG,
-        Some("trace") => tracing::Level::TRACE,
-        Some(_) => {
-            return Err(Error::setting(
-                "PBIOPS_LOG_LEVEL",
-                "unknown level",
-                "one of: error, warn, info, debug, trace",
-            ));
-        }
-    })
-}
-
-fn positive(variable: &str, value: Option<&str>, default: usize) -> Result<usize, Error> {
-    match value {
-        None => Ok(default),
-        Some(n) => n
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                Error::setting(
-                    variable,
-                    format!("`{n}` is not a positive integer"),
-                    format!("e.g. {default}"),
-                )
-            }),
-    }
-}
-
-/// Parses a log format name.
-pub fn parse_log_format(variable: &str, value: &str) -> Result<LogFormat, Error> {
-    match value.to_ascii_lowercase().as_str() {
-        "kestra" => Ok(LogFormat::Kestra),
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(Error::setting(
-            variable,
-            format!("`{value}` is not a log format"),
-            "one of: kestra, text, json",
-        )),
-    }
-}
-
-fn duration_var(variable: &str, value: Option<&str>, default: Duration) -> Result<Duration, Error> {
-    match value {
-        None => Ok(default),
-        // A number of seconds beyond a day is refused before it reaches a conversion that
-        // would overflow (e.g. `1e30`).
-        Some(v)
-            if v.trim()
-                .parse::<f64>()
-                .is_ok_and(|s| !(0.0..=MAX_SETTING_SECONDS).contains(&s)) =>
-        {
-            Err(Error::setting(
-                variable,
-                format!("`{v}` is not a duration of at most a day"),
-                "ISO-8601 (e.g. PT30S) or seconds, at most PT24H",
-            ))
-        }
-        Some(v) => duration::parse_str(v)
-            .filter(|d| d.as_secs_f64() <= MAX_SETTING_SECONDS)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                Error::setting(
-                    variable,
-                    format!("`{v}` is not a duration of at most PT24H"),
-                    "ISO-8601 (e.g. PT30S) or seconds",
-                )
-            }),
-    }
-}
-
-/// Shortest and longest `PBIOPS_SLOT_LEASE`: below 10 s every holder would write to the store
-/// every couple of seconds; above an hour a dead worker's slots would be lost for the night.
-const SLOT_LEASE_BOUNDS: (Duration, Duration) =
-    (Duration::from_secs(10), Duration::from_secs(3600));
-
-/// `PBIOPS_SLOT_LEASE`, checked.
-fn slot_lease(value: Option<&str>) -> Result<Duration, Error> {
-    let lease = duration_var(
-        "PBIOPS_SLOT_LEASE",
-        value,
-        crate::refresh::admission::DEFAULT_SLOT_LEASE,
-    )?;
-    let (min, max) = SLOT_LEASE_BOUNDS;
-    if lease < min || lease > max {
-        return Err(Error::setting(
-            "PBIOPS_SLOT_LEASE",
-            format!("{} s is outside PT10S..PT1H", lease.as_secs_f64()),
-            "a dead worker's capacity slots return after the lease, and every holder renews every quarter of it: keep the default (PT2M) or stay between PT10S and PT1H",
-        ));
-    }
-    Ok(lease)
-}
-
-/// An endpoint variable, checked, when it is set.
-fn explicit(variable: &str, value: Option<&str>) -> Result<Option<String>, Error> {
-    value
-        .map(|v| endpoint(variable, Some(v), "", false))
-        .transpose()
-}
-
-/// Checks an endpoint URL: https, or plain http only to a loopback host (or, for `managed`
-/// identity endpoints, anywhere: IMDS and App Service's endpoint are plain HTTP by design).
-fn endpoint(
-    variable: &str,
-    value: Option<&str>,
-    default: &str,
-    managed: bool,
-) -> Result<String, Error> {
-    let text = value.unwrap_or(default).trim().trim_end_matches('/');
-    let url = url::Url::parse(text).map_err(|e| {
-        Error::setting(
-            variable,
-            format!("`{text}` is not a URL: {e}"),
-            "e.g. https://api.powerbi.com/v1.0/myorg",
-        )
-    })?;
-    match url.scheme() {
-        "https" => {}
-        "http" if managed || is_loopback(&url) => {}
-        "http" => {
-            return Err(Error::setting(
-                variable,
-                "plain http:// to a non-loopback host would send tokens in clear text",
-                "use https://, or a loopback address (127.0.0.1) for the emulator",
-            ));
-        }
-        other => {
-            return Err(Error::setting(
-                variable,
-                format!("unsupported scheme `{other}`"),
-                "use https://",
-            ));
-        }
-    }
-    Ok(text.to_string())
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
     }
 }
 
