@@ -8,6 +8,8 @@
 
 mod assertion;
 mod managed;
+mod refused;
+mod resource;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,71 +19,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::error::{Error, ServiceError};
+use crate::error::Error;
 use crate::http::{Http, Retry};
-use crate::settings::{Credential, Profile, profile_var};
+use crate::settings::{Credential, Profile};
 use crate::store::{NewToken, Store};
-
-/// The APIs a token can be for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Resource {
-    /// The Power BI REST API.
-    PowerBi,
-    /// The Fabric REST API.
-    Fabric,
-    /// Power Automate (`service.flow`).
-    Flow,
-}
-
-impl Resource {
-    /// The resource URI (the token's audience) in `profile`'s cloud, as managed identity
-    /// endpoints want it; a resource the cloud does not have is a setting error naming the
-    /// cloud's variable, before anything is sent.
-    pub fn uri(self, profile: &Profile) -> Result<&'static str, Error> {
-        let cloud = profile.cloud;
-        let found = match self {
-            Resource::PowerBi => Some(cloud.powerbi_resource()),
-            Resource::Fabric => cloud.fabric().map(|(_, resource)| resource),
-            Resource::Flow => cloud.flow_resource(),
-        };
-        found.ok_or_else(|| {
-            let (what, help) = match self {
-                Resource::Fabric => (
-                    "Microsoft Fabric is not available",
-                    "Fabric (Dataflow Gen2 and other Fabric items) exists only in the public cloud: in this cloud refresh semantic models and Gen1 dataflows, or run the task with a public-cloud profile",
-                ),
-                _ => (
-                    "pbiops does not know the Power Automate token scope",
-                    "Power Automate tokens are supported in the public cloud only; flow.trigger needs no token (its URL is signed)",
-                ),
-            };
-            Error::setting(
-                &profile.cloud_variable,
-                format!(
-                    "{what} in cloud `{}` (profile `{}`); nothing was sent",
-                    cloud.name(),
-                    profile.name
-                ),
-                help,
-            )
-        })
-    }
-
-    /// The client-credentials `.default` scope of the resource in `profile`'s cloud.
-    pub fn scope(self, profile: &Profile) -> Result<String, Error> {
-        // For Power Automate the double slash is deliberate: it keeps the audience's trailing slash.
-        Ok(format!("{}/.default", self.uri(profile)?))
-    }
-
-    /// The name used in tasks, outputs and the token store.
-    pub fn name(self) -> &'static str {
-        match self {
-            Resource::PowerBi => "powerbi",
-            Resource::Fabric => "fabric",
-            Resource::Flow => "flow",
-        }
-    }
-}
+use refused::refused;
+pub use resource::Resource;
 
 /// Renew when less than this remains (or a fifth of the lifetime, for short-lived tokens).
 pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
@@ -440,95 +383,10 @@ impl<'a> Auth<'a> {
     }
 }
 
-/// Builds the error for a refused token request, with a hint per AADSTS code.
-fn refused(profile: &Profile, resource: Resource, mut service: ServiceError, body: &str) -> Error {
-    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let aadsts = value["error_codes"][0].as_u64().or_else(|| {
-        let desc = value["error_description"].as_str()?;
-        let digits: String = desc
-            .strip_prefix("AADSTS")?
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
-    });
-    if let Some(code) = aadsts {
-        service.code = Some(format!("AADSTS{code}"));
-    }
-    let var = |field| profile_var(&profile.name, field);
-    let help = match aadsts {
-        Some(7000215) => Some(format!(
-            "the client secret is wrong: you may have passed the secret's ID, not its value; copy the secret's Value (shown once, when it is created) into {}",
-            var("CLIENT_SECRET")
-        )),
-        Some(7000222) => Some(format!(
-            "the client secret has expired: create a new one and update {}",
-            var("CLIENT_SECRET")
-        )),
-        Some(700016) => Some(format!(
-            "no application with this id in the tenant: check {} and {} (the app must be registered in, or consented to, that tenant)",
-            var("CLIENT_ID"),
-            var("TENANT_ID")
-        )),
-        Some(90002) => Some(format!(
-            "the tenant does not exist: check {} (a GUID, or a domain such as contoso.onmicrosoft.com)",
-            var("TENANT_ID")
-        )),
-        Some(7000218) => Some(format!(
-            "no client secret was sent: set {}",
-            var("CLIENT_SECRET")
-        )),
-        Some(70011) => {
-            Some("the scope was refused: the resource is not available to this tenant".into())
-        }
-        Some(700024) if matches!(profile.credential, Credential::Federated { .. }) => {
-            Some(format!(
-                "the federated token has expired or is not yet valid: the platform rotates the file in {}; check that the projection is mounted and the clock is right",
-                var("FEDERATED_TOKEN_FILE")
-            ))
-        }
-        Some(700027) | Some(700023) | Some(700024) => Some(format!(
-            "the certificate assertion was refused: upload this certificate (its public part) to the app registration's Certificates & secrets, and check the clock; the certificate comes from {}",
-            var("CERTIFICATE_PATH")
-        )),
-        Some(700211) | Some(700212) => Some(format!(
-            "no federated credential of the app matches this token's issuer or audience: in cloud `{}` the credential's audience is normally {} and the token in {} must carry it (AKS and managed identities issue it for the audience they are asked for)",
-            profile.cloud.name(),
-            profile.cloud.federated_audience(),
-            var("FEDERATED_TOKEN_FILE")
-        )),
-        Some(70021) => Some(format!(
-            "no federated credential of the app matches this token's issuer and subject: add one in the app registration (Certificates & secrets → Federated credentials) for the token in {}",
-            var("FEDERATED_TOKEN_FILE")
-        )),
-        _ if matches!(profile.credential, Credential::ManagedIdentity { .. }) => Some(format!(
-            "the managed identity could not get a token: check that the identity is assigned to this host and, for a user-assigned one, its client id in {}",
-            var("MANAGED_IDENTITY")
-        )),
-        _ => None,
-    };
-    let (tenant, client_id) = match &profile.credential {
-        Credential::ManagedIdentity { client_id, .. } => (
-            "managed identity".to_string(),
-            client_id
-                .clone()
-                .unwrap_or_else(|| "system-assigned".into()),
-        ),
-        _ => (profile.tenant_id.clone(), profile.client_id.clone()),
-    };
-    Error::TokenRefused {
-        profile: profile.name.clone(),
-        tenant,
-        client_id,
-        resource: resource.name().to_string(),
-        service,
-        help,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ServiceError;
 
     fn profile() -> Profile {
         Profile {
