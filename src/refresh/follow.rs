@@ -186,6 +186,10 @@ impl Follower<'_, '_> {
             },
             queue: self.opts.queue,
             ceiling: self.opts.wait.poll_ceiling,
+            give_up: self
+                .expectation
+                .zip(self.opts.wait.max_overrun)
+                .map(|(e, limit)| e.p90.mul_f64(limit)),
         }
     }
 

@@ -61,7 +61,8 @@ where
     let mut seen = false;
     let mut last_poll = false;
     if !immediate {
-        last_poll = !sleep_before_deadline(policy.next(started, jitter()), deadline).await;
+        let delay = within_grace(policy.next(started, jitter()), &policy, grace, start);
+        last_poll = !sleep_before_deadline(delay, deadline).await;
     }
     loop {
         let mut at_least = Duration::ZERO;
@@ -89,16 +90,22 @@ where
             .next(started + start.elapsed(), jitter())
             .max(at_least);
         if !seen {
-            // A refresh not seen yet is looked for again when its grace ends, however long
-            // the policy would sleep: dropped is decided then, not at the next planned look.
-            let left = grace.saturating_sub(start.elapsed());
-            if !left.is_zero() {
-                delay = delay.min(left.max(policy.min));
-            }
+            delay = within_grace(delay, &policy, grace, start);
         }
         // At the deadline, one last look, so a refresh that ended since the previous poll is
         // reported as ended rather than as timed out.
         last_poll = !sleep_before_deadline(delay, deadline).await;
+    }
+}
+
+/// `delay`, or less so that a refresh not seen yet is looked for again when its grace ends:
+/// dropped is decided then, not at the next look the policy planned, however far.
+fn within_grace(delay: Duration, policy: &PollPolicy, grace: Duration, start: Instant) -> Duration {
+    let left = grace.saturating_sub(start.elapsed());
+    if left.is_zero() {
+        delay
+    } else {
+        delay.min(left.max(policy.min))
     }
 }
 
@@ -125,6 +132,7 @@ mod tests {
         aim: Aim::Promptness,
         queue: Queue::NONE,
         ceiling: Ceiling::Given,
+        give_up: None,
     };
 
     #[tokio::test(start_paused = true)]
@@ -175,6 +183,7 @@ mod tests {
             aim: Aim::Promptness,
             queue: Queue::NONE,
             ceiling: Ceiling::Given,
+            give_up: None,
         };
         let polls = Cell::new(0u32);
         let start = Instant::now();
@@ -324,6 +333,28 @@ mod tests {
             Duration::from_secs(90),
             "the early look at 60 s, then the grace"
         );
+        // A first look planned past the grace (the early look comes after a long queue) is
+        // brought back to it.
+        let queued = PollPolicy {
+            queue: Queue {
+                likely: Duration::from_secs(600),
+                late: Duration::from_secs(900),
+            },
+            ..policy
+        };
+        let start = Instant::now();
+        let result: Waited<()> = until_done(
+            queued,
+            Duration::ZERO,
+            Duration::from_secs(3 * 3600),
+            Duration::from_secs(90),
+            false,
+            || async { Ok(Poll::Missing) },
+        )
+        .await
+        .expect("no error");
+        assert_eq!(result, Waited::Dropped);
+        assert_eq!(start.elapsed(), Duration::from_secs(90));
     }
 
     #[tokio::test(start_paused = true)]

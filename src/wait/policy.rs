@@ -6,9 +6,9 @@
 //! steps of at most `poll.max` — then polls every 2 % of the time elapsed, so the end is seen
 //! within 2 % of the refresh's duration, however long it runs. Without a history (a model's first refresh),
 //! each interval is a tenth of the time elapsed, so the end is seen within 10 % of the duration
-//! at a cost that grows only with its logarithm. Always within `[poll.min, poll.max]`, with a
-//! little jitter so runners started together spread out; a service's `Retry-After` is applied by
-//! the caller on top.
+//! at a cost that grows only with its logarithm. Always within `[poll.min, poll.max]` (but see
+//! [`Ceiling::Default`]), with a little jitter so runners started together spread out, and one
+//! look just past `maxOverrun`; a service's `Retry-After` is applied by the caller on top.
 //!
 //! That precision has a price in calls, paid gladly when someone waits for the end (one item, or
 //! a fleet item that others depend on). A fleet item nobody waits on aims at the fewest calls
@@ -16,7 +16,8 @@
 //! the moment one ends, so seeing the end a little later costs the night nothing, while every
 //! call spent counts against the principal's API budget, which a large fleet exhausts first.
 //! It looks first where about seven in ten recent runs had ended (halfway between the median and
-//! the 90th percentile), then every third of the time elapsed. A refresh that waits in the
+//! the 90th percentile), then every third of the time elapsed (with the default `poll.max`, one
+//! early look first and steps of up to a quarter of the way). A refresh that waits in the
 //! service's queue first is looked at that much later, the queue counted at the same point of
 //! its own spread (seven in ten recent waits, [`Queue`]): its median would look too early at
 //! every refresh that waited longer than most, and the wait varies as much as the run.
@@ -37,6 +38,10 @@ const JITTER: f64 = 0.1;
 const ECONOMY: f64 = 1.0 / 3.0;
 /// Frugal, past the first look: the interval as a fraction of the elapsed time.
 const FRUGAL: f64 = 0.5;
+/// With the default `poll.max`, an economical or frugal wait looks at least this often, as a
+/// fraction of the time to its first look: a place it holds for a refresh that ended unseen is
+/// held at most that long.
+const QUARTER: f64 = 0.25;
 
 /// How long refreshes on the item's capacity lately waited in the service's queue before they
 /// began: seven in ten waited at most `likely`, nine in ten at most `late`. An economical wait
@@ -64,11 +69,11 @@ pub enum Ceiling {
     #[default]
     Given,
     /// `poll.max` is the default. It bounds every interval of a prompt wait and of a wait without
-    /// a history. An economical or frugal wait with a history looks once by then (most failures
-    /// show early: missing credentials, a gateway, a refused source), then straight where the
-    /// refresh is expected to have ended, however long it runs: a two-hour refresh costs about
-    /// three reads instead of sixty, and one that ends far earlier than usual is seen at the
-    /// expected end, which costs a night nothing when nobody waits on the item.
+    /// a history. An economical or frugal wait with a history looks once by then (past the
+    /// queue: most failures show early, such as missing credentials, a gateway, a refused
+    /// source), then at least every quarter of the time to its first look, however long that is:
+    /// a two-hour refresh costs about five reads instead of sixty, and one that ends unseen
+    /// holds its place at most a quarter of its usual duration.
     Default,
 }
 
@@ -143,6 +148,9 @@ pub struct PollPolicy {
     pub queue: Queue,
     /// Whether `max` bounds every interval.
     pub ceiling: Ceiling,
+    /// `maxOverrun` as a running time: one look lands just past it, so the wait ends there
+    /// whatever the step.
+    pub give_up: Option<Duration>,
 }
 
 impl PollPolicy {
@@ -155,6 +163,7 @@ impl PollPolicy {
             aim: Aim::Promptness,
             queue: Queue::NONE,
             ceiling: Ceiling::Given,
+            give_up: None,
         }
     }
 
@@ -175,21 +184,22 @@ impl PollPolicy {
             (Aim::Economy, None) => ECONOMY * t * (1.0 - JITTER * u),
             (Aim::Frugal, None) => FRUGAL * t * (1.0 - JITTER * u),
             (Aim::Economy | Aim::Frugal, Some(e)) => {
-                let (first, fraction) = if self.aim == Aim::Frugal {
-                    (e.p90 + self.queue.late, FRUGAL)
+                let (first, queue, fraction) = if self.aim == Aim::Frugal {
+                    (e.p90, self.queue.late, FRUGAL)
                 } else {
-                    ((e.median + e.p90) / 2 + self.queue.likely, ECONOMY)
+                    ((e.median + e.p90) / 2, self.queue.likely, ECONOMY)
                 };
-                let first = first.as_secs_f64();
-                let early = self.ceiling == Ceiling::Default;
-                if early {
-                    ceiling = max.max(first);
+                let (first, queue) = ((first + queue).as_secs_f64(), queue.as_secs_f64());
+                let stretched = self.ceiling == Ceiling::Default;
+                if stretched {
+                    ceiling = max.max(QUARTER * first);
                 }
-                if early && max < first && t + min < max {
-                    // One early look, where most failures show.
-                    max - t
+                // Where failures show: `max` into the run, once the queue let it begin.
+                let early = max + queue;
+                if stretched && t < max / 2.0 && early < first {
+                    early - t
                 } else if t + min < first {
-                    // Straight to the first look (in steps of `max` when the task gave it).
+                    // Straight to the first look, in steps of at most the ceiling.
                     first - t
                 } else {
                     fraction * t * (1.0 - JITTER * u)
@@ -215,7 +225,14 @@ impl PollPolicy {
                 }
             }
         };
-        Duration::from_secs_f64(jittered.clamp(min, ceiling))
+        let mut next = jittered.clamp(min, ceiling);
+        if let Some(limit) = self.give_up.map(|d| d.as_secs_f64()) {
+            if t < limit {
+                // One look just past `maxOverrun`, however long the step.
+                next = next.min(limit - t + min);
+            }
+        }
+        Duration::from_secs_f64(next)
     }
 }
 
@@ -264,6 +281,7 @@ mod tests {
             aim: Aim::Promptness,
             queue: Queue::NONE,
             ceiling: Ceiling::Given,
+            give_up: None,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -292,6 +310,7 @@ mod tests {
             aim: Aim::Promptness,
             queue: Queue::NONE,
             ceiling: Ceiling::Given,
+            give_up: None,
         };
         assert_eq!(short.next(s(0.0), 0.0), s(9.5));
         assert_eq!(
@@ -319,6 +338,7 @@ mod tests {
             aim: Aim::Economy,
             queue: Queue::NONE,
             ceiling: Ceiling::Given,
+            give_up: None,
         };
         assert_eq!(p.next(s(0.0), 0.0), s(300.0), "sparse, capped at max");
         assert_eq!(
@@ -348,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn with_the_default_ceiling_economy_looks_early_once_then_straight_at_the_expected_end() {
+    fn with_the_default_ceiling_economy_looks_early_once_then_every_quarter_of_the_way() {
         let given = PollPolicy {
             min: s(1.0),
             max: s(120.0),
@@ -360,6 +380,7 @@ mod tests {
             aim: Aim::Economy,
             queue: Queue::NONE,
             ceiling: Ceiling::Given,
+            give_up: None,
         };
         let default = PollPolicy {
             ceiling: Ceiling::Default,
@@ -368,28 +389,55 @@ mod tests {
         assert_eq!(default.next(s(0.0), 1.0), s(120.0), "the early look");
         assert_eq!(
             default.next(s(120.5), 0.0),
-            s(2379.5),
-            "then straight to the first look at 2500 s"
+            s(625.0),
+            "then to the first look at 2500 s in steps of a quarter of it"
+        );
+        assert_eq!(
+            default.next(s(1995.5), 0.0),
+            s(504.5),
+            "the rest of the way"
         );
         assert_eq!(
             default.next(s(2500.0), 0.0),
-            s(2500.0 / 3.0),
-            "a third of the elapsed time, past poll.max"
+            s(625.0),
+            "a third of the elapsed time, at most a quarter of the first look's"
         );
         assert_eq!(
-            default.next(s(9000.0), 0.0),
-            s(2500.0),
-            "never longer than the first look"
+            default.next(s(90.0), 0.0),
+            s(625.0),
+            "attached past half of poll.max: no early look"
         );
-        for t in [0.0, 120.5, 2500.0] {
-            assert_eq!(given.next(s(t), 0.0), s(120.0), "a given poll.max binds");
+        for t in [0.0, 120.5, 2500.0, 9000.0] {
+            assert!(given.next(s(t), 0.0) <= s(120.0), "a given poll.max binds");
         }
         let frugal = PollPolicy {
             aim: Aim::Frugal,
             ..default
         };
         assert_eq!(frugal.next(s(0.0), 0.0), s(120.0));
-        assert_eq!(frugal.next(s(120.0), 0.0), s(2480.0), "to p90");
+        assert_eq!(frugal.next(s(120.0), 0.0), s(650.0), "to p90 in quarters");
+        let queued = PollPolicy {
+            queue: Queue {
+                likely: s(300.0),
+                late: s(400.0),
+            },
+            ..default
+        };
+        assert_eq!(
+            queued.next(s(0.0), 0.0),
+            s(420.0),
+            "the early look comes after the queue"
+        );
+        let slow_min = PollPolicy {
+            min: s(300.0),
+            max: s(300.0),
+            ..default
+        };
+        assert_eq!(
+            slow_min.next(s(0.0), 0.0),
+            s(300.0),
+            "poll.min above the default poll.max: the early look at poll.min"
+        );
         let short = PollPolicy {
             expectation: Some(Expectation {
                 median: s(60.0),
@@ -428,6 +476,32 @@ mod tests {
     }
 
     #[test]
+    fn one_look_lands_just_past_max_overrun_whatever_the_step() {
+        let p = PollPolicy {
+            min: s(1.0),
+            max: s(120.0),
+            expectation: Some(Expectation {
+                median: s(2400.0),
+                spread: 0.1,
+                p90: s(2600.0),
+            }),
+            aim: Aim::Economy,
+            queue: Queue::NONE,
+            ceiling: Ceiling::Default,
+            give_up: Some(s(5200.0)),
+        };
+        assert_eq!(p.next(s(5000.0), 0.0), s(201.0), "not the 625 s step");
+        assert_eq!(p.next(s(5201.0), 0.0), s(625.0), "past it, as before");
+        let prompt = PollPolicy {
+            aim: Aim::Promptness,
+            ceiling: Ceiling::Given,
+            max: s(600.0),
+            ..p
+        };
+        assert_eq!(prompt.next(s(5150.0), 0.0), s(51.0));
+    }
+
+    #[test]
     fn a_queue_in_the_service_pushes_an_economical_first_look_back_and_nothing_else() {
         let p = PollPolicy {
             min: s(1.0),
@@ -443,6 +517,7 @@ mod tests {
                 late: s(200.0),
             },
             ceiling: Ceiling::Given,
+            give_up: None,
         };
         assert_eq!(
             p.next(s(500.0), 0.0),

@@ -1,6 +1,7 @@
 //! Unit tests of `fleet`: defaults, and every refused task naming its field.
 use super::super::{assert_refused, parse_task};
 use super::*;
+use crate::wait::Ceiling;
 
 fn fleet(operation: &str, targets: &str, rest: &str) -> String {
     format!(r#"{{"operation":"{operation}","targets":{targets}{rest}}}"#)
@@ -40,7 +41,24 @@ fn a_fleet_mixes_models_and_dataflows_with_per_target_options() {
             (m.if_running, m.on_timeout),
             (IfRunning::Fail, OnTimeout::Cancel)
         );
+        assert_eq!(m.wait.poll_ceiling, Ceiling::Default, "poll.max left out");
     }
+    let Task::Fleet(given) = parse_task(&fleet(
+        "dataset.refresh",
+        r#"[{"workspace":"w","dataset":"m","timeout":"PT1M"}]"#,
+        r#","poll":{"max":"PT2M"}"#,
+    ))
+    .expect("valid") else {
+        panic!("fleet")
+    };
+    let ItemRefresh::Model(m) = &given.targets[0].refresh else {
+        panic!("model")
+    };
+    assert_eq!(
+        m.wait.poll_ceiling,
+        Ceiling::Given,
+        "a target inherits the task's poll.max as given"
+    );
 }
 
 #[test]
