@@ -367,9 +367,9 @@ mod tests {
         assert_eq!(blind.next(s(1.0), 0.0), s(1.0), "never below min");
     }
 
-    #[test]
-    fn with_the_default_ceiling_economy_looks_early_once_then_every_quarter_of_the_way() {
-        let given = PollPolicy {
+    /// An economical wait on a refresh of about 40 minutes, `poll.max` 2 min given.
+    fn forty_minutes() -> PollPolicy {
+        PollPolicy {
             min: s(1.0),
             max: s(120.0),
             expectation: Some(Expectation {
@@ -381,7 +381,12 @@ mod tests {
             queue: Queue::NONE,
             ceiling: Ceiling::Given,
             give_up: None,
-        };
+        }
+    }
+
+    #[test]
+    fn with_the_default_ceiling_economy_looks_early_once_then_every_quarter_of_the_way() {
+        let given = forty_minutes();
         let default = PollPolicy {
             ceiling: Ceiling::Default,
             ..given
@@ -478,17 +483,9 @@ mod tests {
     #[test]
     fn one_look_lands_just_past_max_overrun_whatever_the_step() {
         let p = PollPolicy {
-            min: s(1.0),
-            max: s(120.0),
-            expectation: Some(Expectation {
-                median: s(2400.0),
-                spread: 0.1,
-                p90: s(2600.0),
-            }),
-            aim: Aim::Economy,
-            queue: Queue::NONE,
             ceiling: Ceiling::Default,
             give_up: Some(s(5200.0)),
+            ..forty_minutes()
         };
         assert_eq!(p.next(s(5000.0), 0.0), s(201.0), "not the 625 s step");
         assert_eq!(p.next(s(5201.0), 0.0), s(625.0), "past it, as before");
