@@ -17,7 +17,7 @@ use super::{Kind, Outcome, Run};
 use crate::error::{Error, ExitCode};
 use crate::ops::outputs::{Outputs, Status, secs};
 use crate::task::OnTimeout;
-use crate::wait::{self, Aim, Expectation, Poll, PollPolicy, Waited};
+use crate::wait::{self, Aim, Begin, Ceiling, Expectation, Poll, PollPolicy, Waited};
 
 impl Follower<'_, '_> {
     /// Announces the run's id, then waits for it to end (unless `wait` is false).
@@ -28,10 +28,11 @@ impl Follower<'_, '_> {
         out: &mut Outputs,
     ) -> Result<Outcome, Error> {
         let began = tokio::time::Instant::now();
-        let run = match target {
-            Target::Run(run) => run,
+        let (run, listed) = match target {
+            Target::Run(run) => (run, false),
+            Target::Listed(run) => (run, true),
             Target::Pending { since } => match self.find(since, attached).await? {
-                Ok(run) => run,
+                Ok(run) => (run, true),
                 Err(outcome) => return Ok(outcome),
             },
         };
@@ -56,7 +57,13 @@ impl Follower<'_, '_> {
         // then the first read comes right after it. A run this process just started is not read
         // at once (the policy says when it may have ended; a read now costs a call and tells
         // nothing); one it attached to is (it may have ended meanwhile).
-        let immediate = attached || run.retry_after.is_some();
+        let begin = if attached || run.retry_after.is_some() {
+            Begin::Now
+        } else if listed {
+            Begin::Listed
+        } else {
+            Begin::Named
+        };
         if let Some(pause) = run.retry_after {
             tokio::time::sleep(pause.min(self.remaining())).await;
         }
@@ -73,7 +80,7 @@ impl Follower<'_, '_> {
             started,
             self.remaining(),
             self.opts.wait.grace,
-            immediate,
+            begin,
             || {
                 let (current, overrun) = (&current, &overrun);
                 async move {
@@ -134,12 +141,18 @@ impl Follower<'_, '_> {
         let began = tokio::time::Instant::now();
         let item = self.item;
         let history = &self.history;
+        // The run is announced as soon as it shows: `poll.max` bounds every look for it.
+        let looking = PollPolicy {
+            ceiling: Ceiling::Given,
+            give_up: None,
+            ..self.policy()
+        };
         let waited = wait::until_done(
-            self.policy(),
+            looking,
             Duration::ZERO,
             self.remaining(),
             self.opts.wait.grace,
-            false,
+            Begin::Named,
             || async move {
                 let runs = item.runs().await?;
                 Ok(match oldest_new(&runs, history, since) {

@@ -203,8 +203,10 @@ pub(crate) enum Earlier {
 
 /// What is being followed.
 pub(super) enum Target {
-    /// A run known by id.
+    /// A run known by id: attached to, or named by the trigger's answer.
     Run(Run),
+    /// A run read from the item's list (it exists: it cannot be dropped).
+    Listed(Run),
     /// A run not named by the trigger's answer: the oldest new one since `since`.
     Pending { since: Timestamp },
 }
@@ -430,7 +432,7 @@ impl<'a, 'c> Follower<'a, 'c> {
                         .await?;
                     if let Some(run) = appeared {
                         tracing::info!(request_id = %run.id, "the refresh did start; following it");
-                        return self.follow(Target::Run(run), false, out).await;
+                        return self.follow(Target::Listed(run), false, out).await;
                     }
                     last = ServiceError {
                         message: Some(why),

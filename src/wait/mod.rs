@@ -39,17 +39,30 @@ pub enum Waited<T> {
     Dropped,
 }
 
+/// How a wait begins: what is known of the run, and so when it is first read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// Read at once (a run attached to may have ended meanwhile).
+    Now,
+    /// After the first interval; the run was read from the item's list, so it exists and is
+    /// never reported dropped.
+    Listed,
+    /// After the first interval, and by the end of the grace at the latest: only the trigger's
+    /// answer names the run, and the service may not show it yet (or drop it).
+    Named,
+}
+
 /// Polls `poll` until it is done, the `timeout` passes, or the id stays missing for `grace`.
 ///
 /// `started` is how long the item had already been running when the wait began (attaching to a
-/// running refresh), so the policy knows where it stands. The first poll happens immediately
-/// when `immediate`, else after the first interval (a new refresh is rarely visible at once).
+/// running refresh), so the policy knows where it stands. `begin` says when the first poll
+/// comes (a new refresh is rarely visible at once).
 pub async fn until_done<T, F, Fut>(
     policy: PollPolicy,
     started: Duration,
     timeout: Duration,
     grace: Duration,
-    immediate: bool,
+    begin: Begin,
     mut poll: F,
 ) -> Result<Waited<T>, Error>
 where
@@ -58,10 +71,13 @@ where
 {
     let start = Instant::now();
     let deadline = start + timeout;
-    let mut seen = false;
+    let mut seen = begin == Begin::Listed;
     let mut last_poll = false;
-    if !immediate {
-        let delay = within_grace(policy.next(started, jitter()), &policy, grace, start);
+    if begin != Begin::Now {
+        let mut delay = policy.next(started, jitter());
+        if !seen {
+            delay = within_grace(delay, &policy, grace, start);
+        }
         last_poll = !sleep_before_deadline(delay, deadline).await;
     }
     loop {
@@ -145,7 +161,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(3 * 3600),
             Duration::from_secs(120),
-            false,
+            Begin::Named,
             || {
                 polls.set(polls.get() + 1);
                 async move {
@@ -193,7 +209,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(3 * 3600),
             Duration::from_secs(120),
-            false,
+            Begin::Named,
             || {
                 polls.set(polls.get() + 1);
                 async move {
@@ -225,7 +241,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(100),
             Duration::from_secs(10),
-            true,
+            Begin::Now,
             || async { Ok(Poll::Running) },
         )
         .await
@@ -243,7 +259,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(100),
             Duration::from_secs(10),
-            true,
+            Begin::Now,
             || async move {
                 Ok::<_, Error>(if Instant::now() >= done_at {
                     Poll::Done(())
@@ -266,7 +282,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(3600),
             Duration::from_secs(10),
-            true,
+            Begin::Now,
             || {
                 polls.set(polls.get() + 1);
                 let n = polls.get();
@@ -295,7 +311,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(3600),
             Duration::from_secs(30),
-            false,
+            Begin::Named,
             || async { Ok(Poll::Missing) },
         )
         .await
@@ -317,7 +333,7 @@ mod tests {
                 Duration::ZERO,
                 Duration::from_secs(3 * 3600),
                 Duration::from_secs(90),
-                false,
+                Begin::Named,
                 || async { Ok(Poll::Missing) },
             )
             .await
@@ -350,6 +366,53 @@ mod tests {
         assert_eq!(dropped_after(queued).await, Duration::from_secs(90));
     }
 
+    /// When an economical wait with the default ceiling reads an hour-long refresh that waits
+    /// 300 s in the service's queue (poll.max 60 s, grace 60 s), beginning as `begin`.
+    async fn reads_of_a_queued_hour(begin: Begin) -> Vec<u64> {
+        let policy = PollPolicy {
+            expectation: Expectation::from_durations(&[Duration::from_secs(3600)]),
+            aim: Aim::Economy,
+            ceiling: Ceiling::Default,
+            queue: Queue {
+                likely: Duration::from_secs(300),
+                late: Duration::from_secs(400),
+            },
+            ..POLICY
+        };
+        let start = Instant::now();
+        let reads = std::cell::RefCell::new(Vec::new());
+        let result = until_done(
+            policy,
+            Duration::ZERO,
+            Duration::from_secs(3 * 3600),
+            Duration::from_secs(60),
+            begin,
+            || {
+                reads.borrow_mut().push(start.elapsed().as_secs());
+                let n = reads.borrow().len();
+                async move { Ok::<_, Error>(if n < 3 { Poll::Running } else { Poll::Done(()) }) }
+            },
+        )
+        .await
+        .expect("no error");
+        assert_eq!(result, Waited::Done(()));
+        reads.into_inner()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_early_look_comes_after_the_queue_even_when_the_grace_reads_first() {
+        assert_eq!(
+            reads_of_a_queued_hour(Begin::Named).await,
+            [60, 360, 1335],
+            "the grace, the early look past the queue, then a quarter of the 3900 s way"
+        );
+        assert_eq!(
+            reads_of_a_queued_hour(Begin::Listed).await,
+            [360, 1335, 2310],
+            "a listed run is not read for the grace"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_retry_after_from_the_service_stretches_the_next_interval() {
         let polls = Cell::new(0u32);
@@ -359,7 +422,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(3600),
             Duration::from_secs(30),
-            true,
+            Begin::Now,
             || {
                 polls.set(polls.get() + 1);
                 let n = polls.get();
@@ -390,7 +453,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(3600),
             Duration::from_secs(30),
-            false,
+            Begin::Named,
             || {
                 polls.set(polls.get() + 1);
                 let n = polls.get();

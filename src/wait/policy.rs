@@ -194,9 +194,10 @@ impl PollPolicy {
                 if stretched {
                     ceiling = max.max(QUARTER * first);
                 }
-                // Where failures show: `max` into the run, once the queue let it begin.
+                // Where failures show: `max` into the run, once the queue lets it begin.
                 let early = max + queue;
-                if stretched && t < max / 2.0 && early < first {
+                // Half of `max` at least before it, or a read just made (attaching) tells the same.
+                if stretched && t < early - max / 2.0 && early < first {
                     early - t
                 } else if t + min < first {
                     // Straight to the first look, in steps of at most the ceiling.
