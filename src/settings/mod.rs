@@ -298,37 +298,42 @@ impl Settings {
                 .collect(),
         };
 
-        // Process-wide limits: the HTTP layer and the capacity admission read them as they go.
-        crate::http::set_max_response_bytes(
-            max_response_mb(raw.http_max_response_mb.as_deref())? << 20,
-        );
-        crate::refresh::admission::set_slot_lease(slot_lease(raw.slot_lease.as_deref())?);
+        let log_format = raw
+            .log_format
+            .as_deref()
+            .map(|f| parse_log_format("PBIOPS_LOG_FORMAT", f))
+            .transpose()?;
+        let log_level = log_level(raw.log_level.as_deref())?;
+        let http = HttpBudget {
+            timeout: duration_var(
+                "PBIOPS_HTTP_TIMEOUT",
+                raw.http_timeout.as_deref(),
+                Duration::from_secs(60),
+            )?,
+            attempts: positive("PBIOPS_HTTP_RETRIES", raw.http_retries.as_deref(), 6)? as u32,
+            budget: duration_var(
+                "PBIOPS_HTTP_RETRY_BUDGET",
+                raw.http_retry_budget.as_deref(),
+                Duration::from_secs(600),
+            )?,
+        };
+        let max_response = max_response_mb(raw.http_max_response_mb.as_deref())?;
+        let lease = slot_lease(raw.slot_lease.as_deref())?;
+        let store = store::store_settings(&raw, &foreign)?;
+        // Process-wide limits, set once every setting is known good: the HTTP layer and the
+        // capacity admission read them as they go.
+        crate::http::set_max_response_bytes(max_response << 20);
+        crate::refresh::admission::set_slot_lease(lease);
 
         Ok(Settings {
             cloud,
             endpoints: Endpoints::of(cloud, &overrides),
             network,
-            log_format: raw
-                .log_format
-                .as_deref()
-                .map(|f| parse_log_format("PBIOPS_LOG_FORMAT", f))
-                .transpose()?,
-            log_level: log_level(raw.log_level.as_deref())?,
+            log_format,
+            log_level,
             task: raw.task.clone(),
-            http: HttpBudget {
-                timeout: duration_var(
-                    "PBIOPS_HTTP_TIMEOUT",
-                    raw.http_timeout.as_deref(),
-                    Duration::from_secs(60),
-                )?,
-                attempts: positive("PBIOPS_HTTP_RETRIES", raw.http_retries.as_deref(), 6)? as u32,
-                budget: duration_var(
-                    "PBIOPS_HTTP_RETRY_BUDGET",
-                    raw.http_retry_budget.as_deref(),
-                    Duration::from_secs(600),
-                )?,
-            },
-            store: store::store_settings(&raw, &foreign)?,
+            http,
+            store,
             kestra: KestraIds {
                 execution_id: foreign("KESTRA_EXECUTION_ID"),
                 taskrun_id: foreign("KESTRA_TASKRUN_ID"),
