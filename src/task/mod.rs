@@ -33,8 +33,9 @@ pub mod words;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::wait::Ceiling;
 use serde::Serialize;
+
+use crate::wait::Ceiling;
 
 pub use around::Around;
 pub use operation::{Operation, RawTask};
