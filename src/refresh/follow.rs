@@ -202,7 +202,7 @@ impl Follower<'_, '_> {
             give_up: self
                 .expectation
                 .zip(self.opts.wait.max_overrun)
-                .map(|(e, limit)| e.p90.mul_f64(limit)),
+                .map(|(e, limit)| e.overrun_at(limit)),
         }
     }
 
@@ -233,7 +233,7 @@ impl Follower<'_, '_> {
             error_message: Some(format!(
                 "the refresh of {} never appeared in the service within {}s: the service dropped the request (it does so under load); trigger it again",
                 self.what(),
-                self.opts.wait.grace.as_secs()
+                secs(self.opts.wait.grace.as_secs_f64())
             )),
             ..base
         };

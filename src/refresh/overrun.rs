@@ -67,7 +67,7 @@ impl Overrun {
             );
         }
         self.limit
-            .is_some_and(|limit| running.as_secs_f64() > limit * e.p90.as_secs_f64())
+            .is_some_and(|limit| running > e.overrun_at(limit))
     }
 
     /// The outcome of a wait ended by `maxOverrun`.

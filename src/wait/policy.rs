@@ -126,6 +126,11 @@ impl Expectation {
         })
     }
 
+    /// `maxOverrun` as a running time: `multiple` times what nine in ten recent runs took.
+    pub fn overrun_at(&self, multiple: f64) -> Duration {
+        self.p90.mul_f64(multiple)
+    }
+
     /// Where the window of the expected end starts.
     fn window_start(&self) -> f64 {
         self.median.as_secs_f64() * (1.0 - self.spread).max(0.0)
@@ -211,7 +216,7 @@ impl PollPolicy {
                 // Within 2 % of any duration at least as long as the time already elapsed.
                 let dense = (PRECISION * t.max(start)).max(min);
                 if t + dense < start {
-                    // Sparse: straight to the window (the caller caps each sleep at `max`),
+                    // Sparse: straight to the window (each sleep capped at `max` below),
                     // landing early by less than one dense interval; a short gap is not
                     // jittered at all, so a short refresh costs no extra poll.
                     let gap = start - t;

@@ -42,6 +42,37 @@ async fn a_refresh_the_service_dropped_fails_after_the_grace_period() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_refresh_is_called_dropped_at_its_grace_not_at_the_first_planned_look() {
+    // The model's history (10 minutes) puts the first look far off, capped here at 30 s; a
+    // refresh the service never shows is read again when the grace (0.3 s) ends instead.
+    let emu = emulator(scenario()).await;
+    control(
+        &emu,
+        "PUT",
+        &format!("datasets/{DS_SALES}/refresh"),
+        Some(json!({"drop": true})),
+    )
+    .await;
+    let mut task = refresh_task("Sales", "Sales Model");
+    task["grace"] = json!(0.3);
+    task["poll"] = json!({"min": 0.01, "max": 30});
+    let run = run_task(&emu, task).await;
+
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let out = run.outputs();
+    assert_eq!(out.error_code.as_deref(), Some("RefreshDropped"));
+    let message = out.error_message.expect("message");
+    assert!(message.contains("within 0.3s"), "{message}");
+    let waited = out.wait_seconds.expect("waitSeconds");
+    assert!(waited < 15.0, "dropped after {waited} s, not at the grace");
+    assert_eq!(
+        requests_to(&emu, "refresh.post").await.len(),
+        1,
+        "one trigger POST"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_is_ridden_out_honouring_retry_after() {
     let emu = emulator(scenario()).await;
     fault(
