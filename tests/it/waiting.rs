@@ -20,8 +20,9 @@ async fn a_refresh_missing_from_the_history_at_first_is_waited_for() {
     assert_eq!(run.outputs().status.as_deref(), Some("Completed"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_the_service_dropped_fails_after_the_grace_period() {
+/// A refresh of the Sales model that the service drops, run with `task` changed by `adjust`;
+/// the run and the trigger POSTs the emulator saw.
+async fn dropped_refresh(adjust: impl FnOnce(&mut serde_json::Value)) -> (Run, usize) {
     let emu = emulator(scenario()).await;
     control(
         &emu,
@@ -31,8 +32,15 @@ async fn a_refresh_the_service_dropped_fails_after_the_grace_period() {
     )
     .await;
     let mut task = refresh_task("Sales", "Sales Model");
-    task["grace"] = json!(0.2);
+    adjust(&mut task);
     let run = run_task(&emu, task).await;
+    let posts = requests_to(&emu, "refresh.post").await.len();
+    (run, posts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_the_service_dropped_fails_after_the_grace_period() {
+    let (run, _) = dropped_refresh(|task| task["grace"] = json!(0.2)).await;
 
     assert_eq!(run.code, 1);
     let out = run.outputs();
@@ -45,18 +53,11 @@ async fn a_refresh_the_service_dropped_fails_after_the_grace_period() {
 async fn a_dropped_refresh_is_called_dropped_at_its_grace_not_at_the_first_planned_look() {
     // The model's history (10 minutes) puts the first look far off, capped here at 30 s; a
     // refresh the service never shows is read again when the grace (0.3 s) ends instead.
-    let emu = emulator(scenario()).await;
-    control(
-        &emu,
-        "PUT",
-        &format!("datasets/{DS_SALES}/refresh"),
-        Some(json!({"drop": true})),
-    )
+    let (run, posts) = dropped_refresh(|task| {
+        task["grace"] = json!(0.3);
+        task["poll"] = json!({"min": 0.01, "max": 30});
+    })
     .await;
-    let mut task = refresh_task("Sales", "Sales Model");
-    task["grace"] = json!(0.3);
-    task["poll"] = json!({"min": 0.01, "max": 30});
-    let run = run_task(&emu, task).await;
 
     assert_eq!(run.code, 1, "{}", run.stdout);
     let out = run.outputs();
@@ -65,11 +66,7 @@ async fn a_dropped_refresh_is_called_dropped_at_its_grace_not_at_the_first_plann
     assert!(message.contains("within 0.3s"), "{message}");
     let waited = out.wait_seconds.expect("waitSeconds");
     assert!(waited < 15.0, "dropped after {waited} s, not at the grace");
-    assert_eq!(
-        requests_to(&emu, "refresh.post").await.len(),
-        1,
-        "one trigger POST"
-    );
+    assert_eq!(posts, 1, "one trigger POST");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
